@@ -1,0 +1,44 @@
+# gelato: the single entry point for set-up and checks. Every target installs what it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test test-all lint type bench check clean
+
+install: $(STAMP)
+
+# torch is pinned in constraints.txt and installed first: an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt "torch==2.13.0"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python scripts/evaluate.py
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-all: install
+	$(BIN)/python -m pytest -q -m "not gpu"
+
+lint: install
+	$(BIN)/ruff check gelato_env agents scripts tests benchmarks
+	$(BIN)/ruff format --check gelato_env agents scripts tests benchmarks
+
+type: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+check: lint type test
+
+clean:
+	rm -rf $(VENV) outputs multirun wandb .pytest_cache .mypy_cache .ruff_cache
