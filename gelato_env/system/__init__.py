@@ -1,0 +1,119 @@
+"""The physical system model of device-edge speculative decoding (DESIGN.md §3-§5), numpy only.
+
+Per SD round: the device drafts gamma tokens, sends a payload over a fading uplink, the edge
+verifies and answers over the downlink; this package turns that into latency (s) and device
+energy (J), and keeps the long-term energy budget's virtual queue. No torch is imported here.
+
+Defaults and their provenance ([P] paper abstract, [S] secondary reading of the paper,
+[A] other literature, [D] our default):
+
+=========================  ==========================================  ====
+quantity                   default                                     tag
+=========================  ==========================================  ====
+draft time tau_d           25 ms per token (``jetson_orin``)           [D]
+draft power P_d            5 W (125 mJ/token; peers 44-280 mJ/token)   [D]
+idle power P_idle          0.5 W (0 = compute+radio-only model)        [D]
+DVFS (tau_d=C/f, kC f²)    off; kappa 1e-28..1e-26                     [D]
+verification T_v(gamma)    30 ms + 2 ms·gamma (``a100_7b``), no        [D]
+                           device energy                               [S]
+uplink bandwidth B         1 MHz (sweep 0.5-10 MHz)                    [S]
+transmit power p_tx        0.2 W                                       [D]
+noise                      -174 dBm/Hz, 9 dB noise figure              [D]
+path loss                  128.1 + 37.6·log10(d/km) dB, d = 300 m      [D]
+fading                     Rayleigh block fading, i.i.d. per round     [D]
+Gauss-Markov rho           0.9                                         [D]
+downlink rate R_dl         20 Mbit/s                                   [D]
+one-way latency L_0        20 ms each way; ``high_latency`` 140 ms     [D]/[S]
+payload protocol           ``topp``, p_top 0.9                         [S]
+vocabulary V               151,936 (Qwen2.5; 18-bit token ids)         [S]
+probability bits b_q       16                                          [D]
+header bits                64 per message                              [D]
+gamma_max                  8                                           [D]
+=========================  ==========================================  ====
+
+Modules: ``params`` (dataclasses), ``profiles`` (named profiles and settings), ``radio``
+(link budget), ``channel`` (channel processes), ``payload`` (bits per round), ``cost``
+(latency and energy of a round), ``energy`` (budget and virtual queue).
+"""
+
+from gelato_env.system.channel import (
+    CHANNELS,
+    ChannelBatch,
+    ChannelProcess,
+    ChannelState,
+    GaussMarkovFading,
+    RayleighBlockFading,
+    TraceRate,
+    TwoStateMarkovRate,
+    load_rate_trace,
+    make_channel,
+)
+from gelato_env.system.cost import RoundCost, round_cost
+from gelato_env.system.energy import BUDGET_MODES, EnergyBudget
+from gelato_env.system.params import (
+    PROTOCOLS,
+    DeviceProfile,
+    DvfsParams,
+    EdgeProfile,
+    LinkParams,
+    PayloadParams,
+    RadioParams,
+    SystemParams,
+)
+from gelato_env.system.payload import downlink_bits, uplink_bits, verdict_bits
+from gelato_env.system.profiles import (
+    DEVICE_PROFILES,
+    EDGE_PROFILES,
+    OVERRIDE_FIELDS,
+    SETTINGS,
+    device_profile,
+    edge_profile,
+    system_setting,
+)
+from gelato_env.system.radio import (
+    noise_power_w,
+    path_gain,
+    path_loss_db,
+    shannon_rate_bps,
+    snr_db,
+)
+
+__all__ = [
+    "BUDGET_MODES",
+    "CHANNELS",
+    "DEVICE_PROFILES",
+    "EDGE_PROFILES",
+    "OVERRIDE_FIELDS",
+    "PROTOCOLS",
+    "SETTINGS",
+    "ChannelBatch",
+    "ChannelProcess",
+    "ChannelState",
+    "DeviceProfile",
+    "DvfsParams",
+    "EdgeProfile",
+    "EnergyBudget",
+    "GaussMarkovFading",
+    "LinkParams",
+    "PayloadParams",
+    "RadioParams",
+    "RayleighBlockFading",
+    "RoundCost",
+    "SystemParams",
+    "TraceRate",
+    "TwoStateMarkovRate",
+    "device_profile",
+    "downlink_bits",
+    "edge_profile",
+    "load_rate_trace",
+    "make_channel",
+    "noise_power_w",
+    "path_gain",
+    "path_loss_db",
+    "round_cost",
+    "shannon_rate_bps",
+    "snr_db",
+    "system_setting",
+    "uplink_bits",
+    "verdict_bits",
+]
