@@ -1,0 +1,25 @@
+"""Agents for device-edge SD under energy budgets (DESIGN.md §5).
+
+- :mod:`~agents.base`: the :class:`Policy` protocol (SB3's ``predict``) and the analytic base.
+- :mod:`~agents.registry`: :func:`make_agent` by name.
+- :mod:`~agents.gelato`: the GELATO controller and the ``marginal_utility`` exit rule.
+- :mod:`~agents.baselines`: static SD, DSSD, HF heuristic, early-exit stops, target/device-only.
+- :mod:`~agents.forecast`: N^, T^, E^ forecasts over the drafting budget.
+- :mod:`~agents.bounds`: the drift-plus-penalty bound and the clairvoyant offline optimum.
+- :mod:`~agents.evaluation`: the evaluation harness and results table; :mod:`~agents.plots`.
+"""
+
+from agents.base import AnalyticPolicy, Decision, EnvOverrides, Policy
+from agents.gelato import GelatoPolicy, MarginalUtility
+from agents.registry import AGENTS, make_agent
+
+__all__ = [
+    "AGENTS",
+    "AnalyticPolicy",
+    "Decision",
+    "EnvOverrides",
+    "GelatoPolicy",
+    "MarginalUtility",
+    "Policy",
+    "make_agent",
+]

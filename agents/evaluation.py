@@ -1,0 +1,302 @@
+"""One evaluation loop for every agent (analytic or learned) and the results table.
+
+Every agent runs over the same prompts, seeds and channel draws: episode i resets the env with
+seed ``seed + i`` (so the prompt choice and every channel draw of the episode are the same for all
+agents under greedy replay), and the energy queue persists across episodes (a long-term run, the
+setting the budget is defined for). Each analytic agent gets its own env built from the shared
+env settings plus the agent's :meth:`~agents.base.AnalyticPolicy.env_overrides`.
+
+Lossless check: the output of every lossless agent must be token-identical to target-only greedy
+decoding of the same prompt (the recorded target output on replay, where it holds by
+construction; the target-only agent's output on the live backend).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from agents.base import AnalyticPolicy, Policy
+from agents.baselines import DeviceOnly
+
+FloatArray = npt.NDArray[np.float64]
+
+#: per-round quantities logged from the env's ``info`` (plus the planned budget)
+ROUND_KEYS = (
+    "prompt_index",
+    "budget",
+    "n_drafted",
+    "n_accepted",
+    "n_tokens",
+    "latency_s",
+    "energy_j",
+    "queue",
+    "rate_bps",
+    "allowance_j",
+)
+
+#: the static distributed SD baselines a gain is reported against
+STATIC_AGENTS = ("static", "dssd")
+
+
+class LosslessError(AssertionError):
+    """An agent's output differs from target-only greedy decoding."""
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    """One agent's evaluation.
+
+    Attributes:
+        label: row label (agent name, or a user label for variants).
+        agent: the registry name.
+        rounds: per-round logs, each an array of shape ``(n_rounds,)`` (keys :data:`ROUND_KEYS`;
+            ``budget`` is the planned gamma~, ``n_drafted`` the realized gamma).
+        outputs: generated token ids per episode (replay/live backend ``output_ids``).
+        prompts: prompt index of each episode.
+        budget_mode: the env's budget mode.
+        budget_value: the env's budget value.
+        lossless: whether the agent is a lossless SD scheme.
+        closed_form: metrics of agents evaluated without the env (device-only), else None.
+    """
+
+    label: str
+    agent: str
+    rounds: dict[str, FloatArray]
+    outputs: tuple[tuple[int, ...], ...]
+    prompts: tuple[int, ...]
+    budget_mode: str
+    budget_value: float
+    lossless: bool = True
+    closed_form: Mapping[str, float] | None = None
+
+    def metrics(self) -> dict[str, float]:
+        """Throughput, energy, budget use, acceptance and backlog of the run."""
+        if self.closed_form is not None:
+            return dict(self.closed_form)
+        r = self.rounds
+        n_tokens = float(r["n_tokens"].sum())
+        latency = float(r["latency_s"].sum())
+        energy = float(r["energy_j"].sum())
+        n_rounds = len(r["n_tokens"])
+        average = {
+            "per_round": energy / n_rounds,
+            "per_token": energy / n_tokens,
+            "per_second": energy / latency,
+        }[self.budget_mode]
+        return {
+            "throughput_tps": n_tokens / latency,
+            "energy_per_token_j": energy / n_tokens,
+            "energy_avg": average,
+            "energy_budget": self.budget_value,
+            "budget_ratio": average / self.budget_value,
+            "budget_violation": max(0.0, average / self.budget_value - 1.0),
+            "mean_accepted": float(r["n_accepted"].mean()),
+            "mean_planned_budget": float(r["budget"].mean()),
+            "mean_drafted": float(r["n_drafted"].mean()),
+            "mean_tokens_per_round": n_tokens / n_rounds,
+            "backlog_mean_j": float(r["queue"].mean()),
+            "backlog_final_j": float(r["queue"][-1]),
+            "n_rounds": float(n_rounds),
+            "n_tokens": n_tokens,
+        }
+
+
+ProgressFactory = Callable[[int, str], Any]
+
+
+def run_agent(
+    policy: Policy,
+    make_env: Callable[[Mapping[str, Any]], Any],
+    *,
+    label: str,
+    agent: str,
+    n_episodes: int,
+    seed: int,
+    env_kwargs: Mapping[str, Any] | None = None,
+    progress: ProgressFactory | None = None,
+) -> AgentRun:
+    """Run ``policy`` for ``n_episodes`` episodes (seeds ``seed .. seed + n_episodes - 1``).
+
+    Args:
+        policy: any SB3-style policy; :class:`AnalyticPolicy` instances are bound to the env and
+            their env overrides applied.
+        make_env: builds an env from keyword arguments.
+        label: the row label.
+        agent: the registry name.
+        n_episodes: episodes (prompts) to run, >= 1.
+        seed: seed of the first episode.
+        env_kwargs: shared env settings (before the agent's overrides).
+        progress: optional ``(total, desc) -> tqdm-like`` progress bar factory.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    kwargs = dict(env_kwargs or {})
+    lossless = True
+    if isinstance(policy, AnalyticPolicy):
+        overrides = policy.env_overrides()
+        kwargs.update(overrides.env_kwargs())
+        lossless = overrides.lossless
+    env = make_env(kwargs)
+    base = env.unwrapped
+    if isinstance(policy, DeviceOnly):
+        metrics = DeviceOnly.closed_form(base.params)
+        env.close()
+        return AgentRun(
+            label, agent, {}, (), (), base.config.budget_mode, base.config.budget_value,
+            lossless=False,
+            closed_form={
+                "throughput_tps": metrics.throughput_tps,
+                "energy_per_token_j": metrics.energy_per_token_j,
+            },
+        )  # fmt: skip
+    if isinstance(policy, AnalyticPolicy):
+        policy.bind(env)
+    logs: dict[str, list[float]] = {key: [] for key in ROUND_KEYS}
+    outputs, prompts = [], []
+    bar = progress(n_episodes, label) if progress else None
+    for episode in range(n_episodes):
+        obs, reset_info = env.reset(seed=seed + episode, options={"keep_queue": episode > 0})
+        prompts.append(int(reset_info["prompt_index"]))
+        start = np.ones(1, dtype=bool)
+        done = False
+        while not done:
+            action, _ = policy.predict(obs, episode_start=start, deterministic=True)
+            start = np.zeros(1, dtype=bool)
+            obs, _, terminated, truncated, info = env.step(action)
+            for key in ROUND_KEYS:
+                logs[key].append(float(info[key]))
+            done = terminated or truncated
+        outputs.append(tuple(int(x) for x in getattr(base.backend, "output_ids", ())))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    env.close()
+    rounds = {key: np.asarray(values, dtype=np.float64) for key, values in logs.items()}
+    return AgentRun(
+        label, agent, rounds, tuple(outputs), tuple(prompts), base.config.budget_mode,
+        float(base.config.budget_value), lossless=lossless,
+    )  # fmt: skip
+
+
+def check_lossless(runs: Sequence[AgentRun], reference: Mapping[int, Sequence[int]]) -> None:
+    """Assert every lossless run's outputs equal the reference (target-only greedy) outputs.
+
+    Args:
+        runs: agent runs (non-lossless ones are skipped).
+        reference: prompt index -> target-only greedy output token ids.
+
+    Raises:
+        LosslessError: naming the agent and the prompt whose output differs.
+    """
+    for run in runs:
+        if not run.lossless or run.closed_form is not None:
+            continue
+        for prompt, output in zip(run.prompts, run.outputs, strict=True):
+            expected = tuple(int(x) for x in reference[prompt][: len(output)])
+            if output != expected or len(output) == 0:
+                raise LosslessError(
+                    f"agent {run.label!r}: output for prompt {prompt} differs from target-only "
+                    f"greedy decoding ({len(output)} tokens)"
+                )
+
+
+def results_table(runs: Sequence[AgentRun]) -> list[dict[str, Any]]:
+    """One row per run, with the gain vs the best static distributed SD baseline.
+
+    ``gain_throughput`` = throughput / best static throughput - 1 and ``gain_energy_per_token``
+    = energy per token / that baseline's - 1 (negative: saves energy); NaN without a static run.
+    """
+    rows: list[dict[str, Any]] = [{"agent": run.label, **run.metrics()} for run in runs]
+    static = [
+        row for row, run in zip(rows, runs, strict=True)
+        if run.agent in STATIC_AGENTS and run.closed_form is None
+    ]  # fmt: skip
+    best = max(static, key=lambda row: row["throughput_tps"]) if static else None
+    for row in rows:
+        if best is None:
+            row["gain_throughput"] = math.nan
+            row["gain_energy_per_token"] = math.nan
+        else:
+            row["gain_throughput"] = row["throughput_tps"] / best["throughput_tps"] - 1.0
+            row["gain_energy_per_token"] = (
+                row["energy_per_token_j"] / best["energy_per_token_j"] - 1.0
+            )
+        row["best_static"] = best["agent"] if best else ""
+    return rows
+
+
+TABLE_COLUMNS = (
+    ("agent", "agent", "{}"),
+    ("throughput_tps", "tok/s", "{:.2f}"),
+    ("energy_per_token_j", "J/tok", "{:.4f}"),
+    ("energy_avg", "E avg", "{:.4f}"),
+    ("energy_budget", "budget", "{:.4f}"),
+    ("budget_violation", "viol.", "{:.1%}"),
+    ("mean_accepted", "acc/rnd", "{:.2f}"),
+    ("mean_planned_budget", "plan γ~", "{:.2f}"),
+    ("mean_drafted", "γ", "{:.2f}"),
+    ("backlog_mean_j", "Q mean J", "{:.3f}"),
+    ("gain_throughput", "gain tput", "{:+.1%}"),
+    ("gain_energy_per_token", "gain J/tok", "{:+.1%}"),
+)
+
+
+def _fmt(fmt: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value)
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The results as a Markdown table (device-only rows show '-' where not applicable)."""
+    header = "| " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |"
+    rule = "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"
+    lines = [header, rule]
+    for row in rows:
+        cells = [_fmt(fmt, row.get(key)) for key, _, fmt in TABLE_COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_results(rows: Sequence[Mapping[str, Any]], directory: Path) -> tuple[Path, Path]:
+    """Write ``results.csv`` and ``results.md`` into ``directory``; returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    csv_path = directory / "results.csv"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    md_path = directory / "results.md"
+    md_path.write_text(markdown_table(rows) + "\n")
+    return csv_path, md_path
+
+
+@dataclass
+class GelatoTimeline:
+    """Per-round planned gamma~, realized gamma and Q of a GELATO run (for the timeline plot)."""
+
+    planned: list[int] = field(default_factory=list)
+    realized: list[int] = field(default_factory=list)
+    queue_j: list[float] = field(default_factory=list)
+
+    @classmethod
+    def from_run(cls, run: AgentRun) -> GelatoTimeline:
+        """Read the timeline from a run's round logs."""
+        r = run.rounds
+        return cls(
+            planned=r["budget"].astype(int).tolist(),
+            realized=r["n_drafted"].astype(int).tolist(),
+            queue_j=r["queue"].tolist(),
+        )

@@ -1,0 +1,183 @@
+"""Evaluate GELATO against the baselines: results table (CSV + Markdown), plots, W&B (offline).
+
+    python scripts/evaluate.py                                  # the default comparison
+    python scripts/evaluate.py +experiment=paper_140ms          # a named experiment
+    python scripts/evaluate.py -m env.budget_value=0.1,0.2,0.3  # a Hydra multirun sweep
+    python scripts/evaluate.py +experiment=smoke env.trace_path=/path/to/micro/trace
+
+Outputs land in Hydra's run directory: results.csv, results.md, plots/*.png.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from agents.evaluation import (
+    AgentRun,
+    check_lossless,
+    markdown_table,
+    results_table,
+    run_agent,
+    write_results,
+)
+from agents.plots import plot_sweep, plot_timeline, plot_v_tradeoff
+from agents.registry import make_agent
+from gelato_env.env import GelatoEnv
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def load_agent(name: str, overrides: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    path = CONF_DIR / "agent" / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (CONF_DIR / "agent").glob("*.yaml"))
+        raise ValueError(f"unknown agent config {name!r}; known: {known}")
+    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    assert isinstance(cfg, dict)
+    params = dict(cfg.get("params") or {})
+    params.update(overrides.get(cfg["label"], {}))
+    return str(cfg["name"]), str(cfg["label"]), params
+
+
+def evaluate(cfg: DictConfig, env_kwargs: dict[str, Any], agents: list[str], n_episodes: int,
+             agent_overrides: dict[str, Any], progress: bool) -> list[AgentRun]:  # fmt: skip
+    def make_env(kwargs: Any) -> GelatoEnv:
+        return GelatoEnv(**{**env_kwargs, **kwargs})
+
+    def bar(total: int, desc: str) -> Any:
+        return tqdm(total=total, desc=desc, unit="ep", leave=False)
+
+    runs = []
+    for agent_name in agents:
+        name, label, params = load_agent(agent_name, agent_overrides)
+        policy = make_agent(name, **params)
+        runs.append(
+            run_agent(policy, make_env, label=label, agent=name, n_episodes=n_episodes,
+                      seed=int(cfg.seed), env_kwargs={}, progress=bar if progress else None)
+        )  # fmt: skip
+    return runs
+
+
+def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
+    if int(cfg.n_episodes) < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {cfg.n_episodes}")
+    if not cfg.agents:
+        raise ValueError("agents must not be empty")
+    out_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
+    env_kwargs = OmegaConf.to_container(cfg.env, resolve=True)
+    assert isinstance(env_kwargs, dict)
+    if env_kwargs.get("trace_path") is None:
+        from gelato_env.traces.default import default_trace_path  # built on first use (minutes)
+
+        env_kwargs["trace_path"] = str(default_trace_path())
+    overrides = OmegaConf.to_container(cfg.agent_overrides, resolve=True)
+    assert isinstance(overrides, dict)
+    progress = bool(cfg.progress)
+
+    # 1. the comparison
+    runs = evaluate(cfg, env_kwargs, list(cfg.agents), int(cfg.n_episodes), overrides, progress)
+    if cfg.check_lossless:
+        from gelato_env.traces import load_trace
+
+        trace = load_trace(env_kwargs["trace_path"], verify=False)
+        reference = {i: trace.output_of(i).tolist() for i in range(trace.n_prompts)}
+        check_lossless(runs, reference)
+    rows = results_table(runs)
+    write_results(rows, out_dir)
+    print(markdown_table(rows))
+
+    # 2. sweeps and plots
+    plots = out_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    for run in runs:
+        if run.agent == "gelato":
+            plot_timeline(run, plots / f"timeline_{run.label}.png")
+    if cfg.sweep.enabled:
+        run_sweeps(cfg, env_kwargs, overrides, plots)
+
+    log_wandb(cfg, rows, runs, out_dir)
+    print(f"results: {out_dir / 'results.md'}  plots: {plots}")
+    return rows
+
+
+def run_sweeps(cfg: DictConfig, env_kwargs: dict[str, Any], overrides: dict[str, Any],
+               plots: Path) -> None:  # fmt: skip
+    """Budget, bandwidth and V sweeps (few episodes each) and their plots."""
+    n_sweep = int(cfg.sweep.n_episodes)
+    agents = list(cfg.sweep.agents)
+    by_budget: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for value in cfg.sweep.budget_values:
+        kw = {**env_kwargs, "budget_value": float(value)}
+        for run in evaluate(cfg, kw, agents, n_sweep, overrides, False):
+            by_budget.setdefault(run.label, []).append((float(value), run.metrics()))
+    by_bandwidth: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for value in cfg.sweep.bandwidths_hz:
+        sys_over = {**env_kwargs.get("system_overrides", {}), "bandwidth_hz": float(value)}
+        kw = {**env_kwargs, "system_overrides": sys_over}
+        for run in evaluate(cfg, kw, agents, n_sweep, overrides, False):
+            by_bandwidth.setdefault(run.label, []).append((float(value), run.metrics()))
+    by_v: list[tuple[float, dict[str, float]]] = []
+    for value in cfg.sweep.v_values:
+        over = {**overrides, "gelato": {**overrides.get("gelato", {}), "v": float(value)}}
+        (run,) = evaluate(cfg, env_kwargs, ["gelato"], n_sweep, over, False)
+        by_v.append((float(value), run.metrics()))
+    plot_sweep(by_budget, "throughput_tps", "energy budget (J/round)", "throughput (tokens/s)",
+               plots / "throughput_vs_budget.png")  # fmt: skip
+    plot_sweep(by_bandwidth, "throughput_tps", "uplink bandwidth (Hz)",
+               "throughput (tokens/s)", plots / "bandwidth_sweep.png", logx=True)  # fmt: skip
+    plot_v_tradeoff(by_v, plots / "v_tradeoff.png")
+
+
+def log_wandb(cfg: DictConfig, rows: list[dict[str, Any]], runs: list[AgentRun],
+              out_dir: Path) -> None:  # fmt: skip
+    if cfg.wandb.mode == "disabled":
+        return
+    import wandb
+
+    name = cfg.wandb.name or f"{cfg.env.system}__evaluate__{cfg.seed}__{int(time.time())}"
+    run = wandb.init(
+        project=cfg.wandb.project, entity=cfg.wandb.entity, name=name, mode=cfg.wandb.mode,
+        dir=str(out_dir), config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+    )  # fmt: skip
+    for row in rows:
+        label = row["agent"]
+        run.summary[f"charts/{label}/throughput_tps"] = row["throughput_tps"]
+        run.summary[f"energy/{label}/energy_per_token_j"] = row["energy_per_token_j"]
+        for key in ("energy_avg", "budget_violation", "backlog_mean_j"):
+            if key in row:
+                run.summary[f"energy/{label}/{key}"] = row[key]
+        for key in ("mean_accepted", "mean_planned_budget", "mean_drafted"):
+            if key in row:
+                run.summary[f"sd/{label}/{key}"] = row[key]
+    keys = list(rows[0])
+    run.log(
+        {"charts/results": wandb.Table(columns=keys, data=[[r.get(k) for k in keys] for r in rows])}
+    )
+    gelato = next((r for r in runs if r.agent == "gelato"), None)
+    if gelato is not None:
+        rounds = gelato.rounds
+        for k in range(len(rounds["budget"])):
+            step = {"sd/planned_budget": rounds["budget"][k],
+                    "sd/realized_gamma": rounds["n_drafted"][k],
+                    "energy/queue_j": rounds["queue"][k]}  # fmt: skip
+            run.log(step, step=k)
+    for png in sorted((out_dir / "plots").glob("*.png")):
+        run.log({f"charts/{png.stem}": wandb.Image(str(png))})
+    run.finish()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    main_impl(cfg)
+
+
+if __name__ == "__main__":
+    main()
