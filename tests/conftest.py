@@ -55,3 +55,41 @@ def micro_pair():  # type: ignore[no-untyped-def]
 def micro_pair_mixed():  # type: ignore[no-untyped-def]
     """(draft, target): a Llama draft and a GPT-2 target sharing vocab 64 (synthetic)."""
     return _micro_llama(seed=3), _micro_gpt2(2, 48, seed=4)
+
+
+MICRO_TRACE_PROMPTS = 6
+MICRO_TRACE_NEW_TOKENS = 40
+MICRO_TRACE_GAMMA_MAX = 8
+
+
+def micro_prompts(n: int, seed: int = 7) -> list[list[int]]:
+    """``n`` random prompts of 4..12 token ids in 2..MICRO_VOCAB-1 (synthetic, no EOS/BOS)."""
+    gen = np.random.default_rng(seed)
+    return [
+        gen.integers(2, MICRO_VOCAB, size=int(gen.integers(4, 13))).tolist() for _ in range(n)
+    ]
+
+
+@pytest.fixture(scope="session")
+def micro_trace(micro_pair, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A greedy ``Trace`` recorded from ``micro_pair`` (synthetic statistics): 6 prompts x 40 new
+    tokens, gamma_max 8, EOS id 1; ``micro_trace.path`` is its directory (session tmp dir)."""
+    from gelato_env.sd.models import ModelPair
+    from gelato_env.traces.prompts import PromptTokens
+    from gelato_env.traces.recorder import RecordConfig, record_trace
+
+    draft, target = micro_pair
+    pair = ModelPair(draft, target, None, "micro-gpt2-draft", "micro-gpt2-target", eos_token_id=1)
+    prompts = [
+        PromptTokens(f"micro-{i}", tuple(p))
+        for i, p in enumerate(micro_prompts(MICRO_TRACE_PROMPTS))
+    ]
+    cfg = RecordConfig(
+        gamma_max=MICRO_TRACE_GAMMA_MAX, max_new_tokens=MICRO_TRACE_NEW_TOKENS,
+        batch_positions=16, num_threads=1,
+    )
+    trace, _ = record_trace(
+        pair, prompts, tmp_path_factory.mktemp("micro_trace"), cfg, prompt_set="micro",
+        progress=False,
+    )
+    return trace

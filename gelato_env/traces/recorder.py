@@ -1,0 +1,473 @@
+"""Record per-position statistics of real draft/target rollouts (DESIGN.md §6).
+
+For each prompt the target decodes up to ``max_new_tokens`` (or EOS): greedily at T = 0, by
+sampling from softmax(logits / T) otherwise, giving y_0..y_{L-1}. At every output position t
+the draft then continues for ``gamma_max`` steps from the correct prefix (prompt + y_<t),
+and we record per step j: the draft token d_{t,j}, the entropy, max-probability and top-p set
+size of q_{t,j}, and the verification outcome of d_{t,j} -- the greedy match bit against the
+target argmax along the draft's continuation, or min(1, p/q) when sampling.
+
+Speed: all positions of a prompt are batched (left-padded rows with explicit ``position_ids``,
+``batch_positions`` rows per forward pass): one prefill plus ``gamma_max - 1`` cached steps of
+the draft, and one target forward over ``prefix + d_{t,1..G}`` per batch. Batched and
+incremental forwards differ by float rounding (~1e-7), which cannot move a token unless two
+logits tie to that precision; the leading match bits are additionally taken against the
+recorded y (the tokens the live engine would emit) so the trace is internally consistent,
+and disagreements with the batched target pass are counted in ``RecordStats``.
+
+Resumability: each prompt's result is written atomically to ``<dir>/chunks/NNNNNN.npz``; a
+rerun skips recorded prompts, so an interrupted recording continues where it stopped and the
+final columns (and checksum) equal an uninterrupted recording's. ``<dir>/recording.json``
+pins the configuration a resumed or appended recording must match.
+
+torch is imported lazily: ``gelato_env.traces`` stays importable without it (only ``sd``
+imports torch at module level, DESIGN.md §1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import gelato_env
+from gelato_env.sd.models import ModelPair
+from gelato_env.traces.prompts import PromptTokens
+from gelato_env.traces.store import COLUMNS, Trace, TraceError, load_trace, write_trace
+
+CHUNK_DIR = "chunks"
+MANIFEST_FILE = "recording.json"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordConfig:
+    """What to record.
+
+    Attributes:
+        gamma_max: draft continuation length G recorded per position (largest replay budget).
+        max_new_tokens: output tokens per prompt at most (EOS may end sooner).
+        temperature: decoding temperature T; 0.0 records greedy verification (replay exact).
+        p_top: cumulative mass defining the top-p set whose size is recorded (topp payload).
+        seed: seed of the per-prompt sampling generators (unused at T = 0).
+        batch_positions: output positions per batched forward pass (memory vs speed).
+        num_threads: torch CPU threads while recording (None: leave torch's setting). Small
+            models on a shared CPU record several times faster with 1. Float reductions may
+            differ in the last bit across thread counts, so resume with the same setting.
+    """
+
+    gamma_max: int = 8  # [D] DESIGN.md §3
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # greedy: replay is exact (DESIGN.md §8: entropy signal at T<=0.7)
+    p_top: float = 0.9  # [S] GELATO's top-p payload
+    seed: int = 0
+    batch_positions: int = 32
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("gamma_max", "max_new_tokens", "batch_positions", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if self.gamma_max < 1:
+            raise ValueError(f"gamma_max must be >= 1, got {self.gamma_max}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or None, got {self.num_threads}")
+        if self.batch_positions < 1:
+            raise ValueError(f"batch_positions must be >= 1, got {self.batch_positions}")
+        if not self.temperature >= 0.0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0.0 < self.p_top <= 1.0:
+            raise ValueError(f"p_top must be in (0, 1], got {self.p_top}")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordStats:
+    """Diagnostics of one recording run.
+
+    Attributes:
+        n_prompts_recorded: prompts recorded in this run (not counting resumed ones).
+        n_positions_recorded: output positions recorded in this run.
+        n_inconsistent: positions whose batched target pass disagreed with the recorded y on a
+            leading match bit (float near-ties; the y-based bit is stored).
+        positions_per_s: recording throughput of this run, positions per second.
+    """
+
+    n_prompts_recorded: int
+    n_positions_recorded: int
+    n_inconsistent: int
+    positions_per_s: float
+
+
+def tokenizer_sha256(tokenizer: Any) -> str:
+    """sha256 of a tokenizer's vocabulary (``"none"`` for id-only pairs)."""
+    if tokenizer is None:
+        return "none"
+    vocab = tokenizer.get_vocab()
+    return hashlib.sha256(json.dumps(vocab, sort_keys=True).encode()).hexdigest()
+
+
+def _vocab_size(model: Any) -> int:
+    from gelato_env.sd.models import logits_width
+
+    return logits_width(model)
+
+
+def _step_stats(logits: Any, temperature: float, p_top: float, generator: Any) -> dict[str, Any]:
+    """Token choice and statistics of q = softmax(logits / T) (T = 0: softmax(logits), argmax).
+
+    Uses the live engine's own formulas (:mod:`gelato_env.sd.verify`: float32 log-softmax), so
+    recorded entropies equal the engine's up to batched-forward rounding.
+
+    Args:
+        logits: shape ``(B, V)``, already cut to the target's logits width.
+        temperature: T >= 0.
+        p_top: top-p mass for the top-p set size.
+        generator: ``torch.Generator`` for sampling, or None.
+    """
+    import torch
+
+    from gelato_env.sd.verify import entropy_max_prob, log_probs, topp_size
+
+    log_q = log_probs(logits, temperature)  # (B, V) float32
+    if temperature == 0.0:
+        token = logits.argmax(dim=-1)
+    else:
+        token = torch.multinomial(log_q.exp(), 1, generator=generator).squeeze(-1)
+    h_mp = entropy_max_prob(log_q)  # (B, 2)
+    return {
+        "token": token,
+        "entropy": h_mp[:, 0],
+        "max_prob": h_mp[:, 1],
+        "topp_size": topp_size(log_q, p_top),
+        "q_token": log_q.exp().gather(-1, token[:, None]).squeeze(-1),
+    }
+
+
+def _left_pad(rows: list[list[int]], device: Any) -> tuple[Any, Any, Any]:
+    """Left-pad token rows: ids, attention mask and position ids, each shape ``(B, max_len)``."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+    mask = torch.zeros_like(ids)
+    for b, row in enumerate(rows):
+        ids[b, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[b, width - len(row) :] = 1
+    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+    return ids, mask, positions
+
+
+def _target_decode(
+    target: Any, prompt: Sequence[int], cfg: RecordConfig, eos: int | None, gen: Any, width: int
+) -> list[int]:
+    """The target's own decoding y_0..y_{L-1} (incremental, KV-cached, like the live engine)."""
+    import torch
+
+    device = next(target.parameters()).device
+    ids = torch.tensor([list(prompt)], device=device)
+    out = target(input_ids=ids, use_cache=True, logits_to_keep=1)
+    y: list[int] = []
+    while True:
+        logits = out.logits[:, -1, :width]  # (1, V)
+        tok = int(_step_stats(logits, cfg.temperature, cfg.p_top, gen)["token"][0])
+        y.append(tok)
+        if tok == eos or len(y) == cfg.max_new_tokens:
+            return y
+        nxt = torch.tensor([[tok]], device=device)
+        out = target(input_ids=nxt, cache=out.cache, use_cache=True, logits_to_keep=1)
+
+
+def _draft_continuations(
+    draft: Any, contexts: list[list[int]], cfg: RecordConfig, gen: Any, width: int
+) -> dict[str, Any]:
+    """The draft's own G-step continuation of every context; tensors of shape ``(B, G)``."""
+    import torch
+
+    device = next(draft.parameters()).device
+    ids, mask, positions = _left_pad(contexts, device)
+    out = draft(
+        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+    )
+    steps = []
+    for j in range(cfg.gamma_max):
+        stats = _step_stats(out.logits[:, -1, :width], cfg.temperature, cfg.p_top, gen)
+        steps.append(stats)
+        if j + 1 == cfg.gamma_max:
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)  # (B, len + 1)
+        positions = positions[:, -1:] + 1  # (B, 1)
+        out = draft(
+            input_ids=stats["token"][:, None],
+            attention_mask=mask,
+            position_ids=positions,
+            cache=out.cache,
+            use_cache=True,
+        )
+    return {k: torch.stack([s[k] for s in steps], dim=1) for k in steps[0]}
+
+
+def _verify_continuations(
+    target: Any, contexts: list[list[int]], drafts: Any, q_token: Any, cfg: RecordConfig, width: int
+) -> Any:
+    """Target verdict on each draft token along the draft's continuation, shape ``(B, G)``.
+
+    Greedy: 1.0 where d_j equals the target argmax given prefix + d_<j, else 0.0.
+    Sampling: min(1, p(d_j) / q(d_j)) with p = softmax(target logits / T).
+    """
+    import torch
+
+    from gelato_env.sd.verify import log_probs
+
+    g = cfg.gamma_max
+    rows = [c + d for c, d in zip(contexts, drafts.tolist(), strict=True)]
+    ids, mask, positions = _left_pad(rows, drafts.device)
+    logits = target(
+        input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=g + 1
+    ).logits[:, :g, :width]  # (B, G, V): the positions that predict d_1..d_G
+    if cfg.temperature == 0.0:
+        return (logits.argmax(dim=-1) == drafts).double()
+    p = log_probs(logits, cfg.temperature).exp()  # (B, G, V)
+    p_token = p.gather(-1, drafts[..., None]).squeeze(-1)  # (B, G)
+    q_token = q_token.clamp_min(torch.finfo(q_token.dtype).tiny)  # d ~ q, so q(d) > 0
+    return (p_token / q_token).clamp_max(1.0).double()
+
+
+def _consistent_bits(
+    bits: npt.NDArray[np.float64], drafts: npt.NDArray[np.int64], y: npt.NDArray[np.int64], t0: int
+) -> tuple[npt.NDArray[np.float64], int]:
+    """Take leading greedy match bits against the recorded y (see module docstring).
+
+    Returns the corrected bits, shape ``(B, G)``, and how many rows the batched pass disagreed on.
+    """
+    bits = bits.copy()
+    n_bad = 0
+    length = y.shape[0]
+    for b in range(bits.shape[0]):
+        t = t0 + b
+        for j in range(bits.shape[1]):
+            if t + j >= length:
+                break
+            match = float(drafts[b, j] == y[t + j])
+            if bits[b, j] != match:
+                n_bad += 1
+                bits[b, j] = match
+            if not match:
+                break
+    return bits, n_bad
+
+
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def record_prompt(
+    pair: ModelPair, prompt_ids: Sequence[int], cfg: RecordConfig, *, generator: Any = None
+) -> tuple[dict[str, npt.NDArray[Any]], int]:
+    """Record one prompt.
+
+    Args:
+        pair: the draft/target models.
+        prompt_ids: the prompt's token ids.
+        cfg: what to record.
+        generator: ``torch.Generator`` for sampling (T > 0).
+
+    Returns:
+        The prompt's columns (``target_tokens`` shape ``(L,)``, the others ``(L, G)``) and the
+        number of leading match bits the batched target pass disagreed on.
+    """
+    import torch
+
+    prompt = [int(i) for i in prompt_ids]
+    if not prompt:
+        raise ValueError("prompt_ids must not be empty")
+    with torch.inference_mode(), _torch_threads(cfg.num_threads):
+        width = _vocab_size(pair.target)
+        y = _target_decode(pair.target, prompt, cfg, pair.eos_token_id, generator, width)
+        parts: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in COLUMNS if k != "target_tokens"}
+        y_np = np.asarray(y, dtype=np.int64)
+        n_bad = 0
+        for t0 in range(0, len(y), cfg.batch_positions):
+            ts = range(t0, min(len(y), t0 + cfg.batch_positions))
+            contexts = [prompt + y[:t] for t in ts]
+            cont = _draft_continuations(pair.draft, contexts, cfg, generator, width)
+            bits = _verify_continuations(
+                pair.target, contexts, cont["token"], cont["q_token"], cfg, width
+            )
+            bits_np = bits.cpu().numpy()
+            if cfg.temperature == 0.0:
+                bits_np, bad = _consistent_bits(bits_np, cont["token"].cpu().numpy(), y_np, t0)
+                n_bad += bad
+            parts["draft_tokens"].append(cont["token"].cpu().numpy())
+            parts["entropy"].append(cont["entropy"].cpu().numpy())
+            parts["max_prob"].append(cont["max_prob"].cpu().numpy())
+            parts["topp_size"].append(cont["topp_size"].cpu().numpy())
+            parts["accept_prob"].append(bits_np)
+    columns = {"target_tokens": y_np.astype(COLUMNS["target_tokens"][0])}
+    for name, chunks in parts.items():
+        columns[name] = np.concatenate(chunks).astype(COLUMNS[name][0])
+    return columns, n_bad
+
+
+def _manifest(pair: ModelPair, cfg: RecordConfig, prompt_set: str) -> dict[str, Any]:
+    return {
+        "draft_id": pair.draft_id,
+        "target_id": pair.target_id,
+        "tokenizer_sha256": tokenizer_sha256(pair.tokenizer),
+        "vocab_size": _vocab_size(pair.target),
+        "eos_token_id": pair.eos_token_id,
+        "temperature": float(cfg.temperature),
+        "gamma_max": cfg.gamma_max,
+        "p_top": float(cfg.p_top),
+        "max_new_tokens": cfg.max_new_tokens,
+        "seed": cfg.seed,
+        "prompt_set": prompt_set,
+    }
+
+
+def _check_manifest(path: Path, want: dict[str, Any]) -> None:
+    if not path.exists():
+        path.write_text(json.dumps(want, indent=1, sort_keys=True))
+        return
+    try:
+        have = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TraceError(f"{path}: corrupt recording manifest ({exc})") from None
+    diff = sorted(k for k in want if have.get(k) != want[k])
+    if diff:
+        detail = ", ".join(f"{k}: recorded {have.get(k)!r} vs now {want[k]!r}" for k in diff)
+        raise TraceError(
+            f"{path}: cannot resume/append a recording with a different setup ({detail})"
+        )
+
+
+def _save_chunk(path: Path, prompt: PromptTokens, columns: dict[str, npt.NDArray[Any]]) -> None:
+    buf = io.BytesIO()
+    prompt_arr = np.asarray(prompt.token_ids, dtype=np.int32)
+    np.savez(buf, prompt_id=np.asarray(prompt.id), prompt_tokens=prompt_arr, **columns)  # type: ignore[arg-type]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def _load_chunk(path: Path, prompt: PromptTokens) -> dict[str, npt.NDArray[Any]]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            chunk = {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise TraceError(
+            f"{path}: corrupt recording chunk ({exc}); delete it to re-record"
+        ) from None
+    same_tokens = np.array_equal(chunk["prompt_tokens"], np.asarray(prompt.token_ids))
+    if str(chunk["prompt_id"]) != prompt.id or not same_tokens:
+        raise TraceError(
+            f"{path}: chunk holds prompt {str(chunk['prompt_id'])!r}, but prompt {prompt.id!r} "
+            "is at this index now (prompt list changed; appending must keep the old order)"
+        )
+    return chunk
+
+
+def record_trace(
+    pair: ModelPair,
+    prompts: Sequence[PromptTokens],
+    directory: str | os.PathLike[str],
+    cfg: RecordConfig,
+    *,
+    prompt_set: str = "custom",
+    progress: bool = True,
+) -> tuple[Trace, RecordStats]:
+    """Record (or resume, or append to) a trace and finalize its columns.
+
+    Args:
+        pair: the draft/target models (eval mode, any device).
+        prompts: tokenized prompts; ids must be unique. Appending = the old list plus new ones.
+        directory: output trace directory.
+        cfg: what to record.
+        prompt_set: name of the prompt set, stored in the metadata.
+        progress: show a tqdm bar with positions/s.
+
+    Returns:
+        The loaded trace and this run's diagnostics.
+    """
+    import time
+
+    import torch
+    from tqdm.auto import tqdm
+
+    if not prompts:
+        raise ValueError("prompts must not be empty")
+    ids = [p.id for p in prompts]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"prompt ids must be unique, got duplicates in {ids}")
+    root = Path(directory)
+    (root / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
+    meta = _manifest(pair, cfg, prompt_set)
+    _check_manifest(root / MANIFEST_FILE, meta)
+
+    columns: list[dict[str, npt.NDArray[Any]]] = []
+    n_new = n_pos_new = n_bad = 0
+    start = time.perf_counter()
+    bar = tqdm(total=len(prompts), unit="prompt", disable=not progress, desc="record")
+    for index, prompt in enumerate(prompts):
+        path = root / CHUNK_DIR / f"{index:06d}.npz"
+        if path.exists():
+            columns.append(_load_chunk(path, prompt))
+        else:
+            gen = torch.Generator(device=next(pair.target.parameters()).device)
+            gen.manual_seed(cfg.seed * 1_000_003 + index)
+            chunk, bad = record_prompt(pair, prompt.token_ids, cfg, generator=gen)
+            _save_chunk(path, prompt, chunk)
+            columns.append(chunk)
+            n_new, n_pos_new, n_bad = (
+                n_new + 1,
+                n_pos_new + len(chunk["target_tokens"]),
+                n_bad + bad,
+            )
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(pos_per_s=f"{n_pos_new / elapsed:.0f}")
+        bar.update(1)
+    bar.close()
+    elapsed = max(time.perf_counter() - start, 1e-9)
+
+    lengths = [c["target_tokens"].shape[0] for c in columns]
+    prompt_lengths = [len(p.token_ids) for p in prompts]
+    arrays = {name: np.concatenate([c[name] for c in columns]) for name in COLUMNS}
+    arrays["prompt_offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    arrays["prompt_tokens"] = np.concatenate(
+        [np.asarray(p.token_ids, dtype=np.int32) for p in prompts]
+    )
+    arrays["prompt_token_offsets"] = np.concatenate([[0], np.cumsum(prompt_lengths)]).astype(
+        np.int64
+    )
+    header_meta = {
+        **meta,
+        "prompt_ids": ids,
+        "code_version": gelato_env.__version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_trace(root, header_meta, arrays)
+    stats = RecordStats(n_new, n_pos_new, n_bad, n_pos_new / elapsed)
+    return load_trace(root), stats
+
+
+__all__ = ["RecordConfig", "RecordStats", "record_prompt", "record_trace", "tokenizer_sha256"]

@@ -1,0 +1,189 @@
+"""Replay SD rounds from a recorded trace: exact under greedy verification, microseconds a round.
+
+A round starting at output position t with budget gamma~ and an exit rule (the live engine's
+contract, ``gelato_env/sd/engine.py``):
+
+1. cap = min(gamma~, remaining - 1), remaining = max_new_tokens - t;
+2. gamma = ``realized_length(rule, H[t, :cap], max_prob[t, :cap], cap)`` on the recorded
+   entropies of the draft's continuation from position t (the same tokens the live draft
+   proposes, since the prefix is the target's own output);
+3. greedy: n_matches = leading recorded match bits; the emitted tokens y_t..y_{t+n_matches} are
+   the target's recorded tokens (= the accepted drafts plus the correction/bonus token).
+   Sampling (T > 0), a documented approximation: d_i is accepted when u_i <= accept_prob[t, i]
+   with u_i ~ U(0, 1) from the env's ``np.random.Generator``, and the emitted tokens are the
+   recorded target tokens, i.e. the correction token after a rejection is the recorded target
+   token and the trajectory stays on the recorded (target-distributed) output;
+4. EOS: the output ends right after an EOS; n_accepted = min(n_matches, tokens emitted).
+
+No torch and no per-round loop over the vocabulary: a round is a few numpy slices.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from gelato_env.sd.exit_rules import ExitRule, realized_length
+from gelato_env.sd.round import DraftStats, RoundResult
+from gelato_env.traces.store import Trace, load_trace
+
+
+class ReplayBackend:
+    """A ``RoundBackend`` that replays a recorded trace (DESIGN.md §6).
+
+    Args:
+        trace: a loaded :class:`~gelato_env.traces.store.Trace` or its directory.
+        max_new_tokens: generation length; None for the recorded one (must not exceed it).
+        gamma_max: largest budget served; None for the recorded one (must not exceed it).
+        temperature: if given, must equal the recorded temperature (guards against replaying a
+            greedy trace in a sampling experiment and vice versa).
+
+    Raises:
+        TraceError: the trace cannot serve the requested settings (names the file).
+    """
+
+    def __init__(
+        self,
+        trace: Trace | str | os.PathLike[str],
+        *,
+        max_new_tokens: int | None = None,
+        gamma_max: int | None = None,
+        temperature: float | None = None,
+    ) -> None:
+        for name, value in (("max_new_tokens", max_new_tokens), ("gamma_max", gamma_max)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not isinstance(trace, Trace):
+            trace = load_trace(Path(trace))
+        # re-run the metadata checks against the already-loaded trace (no I/O)
+        self._check(trace, max_new_tokens, gamma_max, temperature)
+        self.trace = trace
+        self._gamma_max = trace.gamma_max if gamma_max is None else gamma_max
+        self._max_new = trace.header.max_new_tokens if max_new_tokens is None else max_new_tokens
+        self._greedy = trace.header.greedy
+        self._eos = trace.header.eos_token_id
+        self._offsets = trace.prompt_offsets
+        self._row0 = 0
+        self._length = 0  # positions available for the current prompt (<= max_new_tokens)
+        self._t = 0
+        self._done = True
+        self._rng: np.random.Generator | None = None
+
+    @staticmethod
+    def _check(
+        trace: Trace, max_new_tokens: int | None, gamma_max: int | None, temperature: float | None
+    ) -> None:
+        from gelato_env.traces.store import TraceError
+
+        header, where = trace.header, trace.path / "header.json"
+        if gamma_max is not None and gamma_max > header.gamma_max:
+            raise TraceError(
+                f"{where}: requested gamma_max {gamma_max} exceeds the recorded gamma_max "
+                f"{header.gamma_max}; re-record with a larger gamma_max"
+            )
+        if max_new_tokens is not None and max_new_tokens > header.max_new_tokens:
+            raise TraceError(
+                f"{where}: requested max_new_tokens {max_new_tokens} exceeds the recorded "
+                f"max_new_tokens {header.max_new_tokens}"
+            )
+        if temperature is not None and float(temperature) != header.temperature:
+            raise TraceError(
+                f"{where}: requested temperature {temperature} but the trace was recorded at "
+                f"temperature {header.temperature}"
+            )
+
+    # -- RoundBackend properties ---------------------------------------------------------------
+
+    @property
+    def gamma_max(self) -> int:
+        """Largest drafting budget served."""
+        return self._gamma_max
+
+    @property
+    def n_prompts(self) -> int:
+        """Number of recorded prompts."""
+        return self.trace.n_prompts
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Output tokens after which a generation ends (EOS may end it sooner)."""
+        return self._max_new
+
+    @property
+    def n_generated(self) -> int:
+        """Tokens generated so far in the current generation (= the current position t)."""
+        return self._t
+
+    @property
+    def done(self) -> bool:
+        """The current generation has ended (or none was started)."""
+        return self._done
+
+    @property
+    def output_ids(self) -> list[int]:
+        """Tokens generated so far in the current generation."""
+        return self.trace.target_tokens[self._row0 : self._row0 + self._t].tolist()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def reset(self, prompt_index: int, rng: np.random.Generator) -> None:
+        """Start prompt ``prompt_index``; sampled acceptances are drawn from ``rng``."""
+        if not 0 <= prompt_index < self.n_prompts:
+            raise ValueError(f"prompt_index must be in [0, {self.n_prompts}), got {prompt_index}")
+        self._row0 = int(self._offsets[prompt_index])
+        recorded = int(self._offsets[prompt_index + 1]) - self._row0
+        self._length = min(recorded, self._max_new)
+        self._t = 0
+        self._done = False
+        self._rng = rng
+
+    def _cap(self, budget: int) -> int:
+        if not isinstance(budget, (int, np.integer)) or not 0 <= budget <= self._gamma_max:
+            raise ValueError(f"budget must be an int in [0, {self._gamma_max}], got {budget!r}")
+        assert not self._done, "reset() a generation before running rounds"
+        return min(int(budget), self._max_new - self._t - 1)
+
+    def peek(self, budget: int) -> DraftStats:
+        """Statistics of the next round's first ``min(budget, remaining - 1)`` draft tokens."""
+        n = self._cap(budget)
+        row = self._row0 + self._t
+        return DraftStats(
+            entropy=self.trace.entropy[row, :n].astype(np.float64),
+            max_prob=self.trace.max_prob[row, :n].astype(np.float64),
+            topp_size=self.trace.topp_size[row, :n].astype(np.int64),
+        )
+
+    def run_round(self, budget: int, exit_rule: ExitRule) -> RoundResult:
+        """Replay one round (module docstring, steps 1-4)."""
+        cap = self._cap(budget)
+        row = self._row0 + self._t
+        trace = self.trace
+        entropy = trace.entropy[row, :cap].astype(np.float64)
+        max_prob = trace.max_prob[row, :cap].astype(np.float64)
+        gamma = realized_length(exit_rule, entropy, max_prob, cap)
+        accept_prob = trace.accept_prob[row, :gamma].astype(np.float64)
+        if self._greedy:
+            rejected = np.flatnonzero(accept_prob < 0.5)
+        else:
+            assert self._rng is not None
+            rejected = np.flatnonzero(self._rng.random(gamma) > accept_prob)
+        n_matches = int(rejected[0]) if rejected.size else gamma
+        end = min(self._t + n_matches + 1, self._length)
+        tokens = trace.target_tokens[row : self._row0 + end].astype(np.int64)
+        # the recorded output holds EOS only as its last token, so EOS can only end `tokens`
+        hit_eos = self._eos is not None and bool(tokens.size) and int(tokens[-1]) == self._eos
+        self._t = end
+        self._done = hit_eos or self._t >= self._max_new
+        return RoundResult(
+            budget=int(budget),
+            n_drafted=gamma,
+            n_accepted=min(n_matches, int(tokens.shape[0])),
+            tokens=tokens,
+            entropy=entropy[:gamma],
+            max_prob=max_prob[:gamma],
+            topp_size=trace.topp_size[row, :gamma].astype(np.int64),
+            accept_prob=accept_prob,
+            finished=self._done,
+        )
