@@ -2,6 +2,11 @@
 
 Layout (dependencies point one way, DESIGN.md §1): ``system`` (numpy physics) and ``sd``
 (torch/transformers models and the SD engine) -> ``traces`` -> the Gymnasium env -> ``agents``.
+Importing the package registers the Gymnasium ids (:mod:`gelato_env.registration`).
 """
 
 __version__ = "0.1.0"
+
+import gelato_env.registration  # noqa: F401  (registers the Gymnasium ids)
+
+__all__ = ["__version__"]

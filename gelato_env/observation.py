@@ -98,6 +98,7 @@ INFO_KEYS: dict[str, str] = {
     "n_accepted": "draft tokens accepted by the target",
     "n_tokens": "tokens added to the output, N_k",
     "n_generated": "tokens generated so far for this prompt",
+    "entropies": "tuple of the round's drafted tokens' entropies H_i in drafting order, nats",
     "entropy_mean_nats": "mean entropy of the round's drafted tokens (0.0 if none), nats",
     "entropy_ema_nats": "entropy EMA after the round, nats",
     "max_prob_ema": "max-prob EMA after the round",

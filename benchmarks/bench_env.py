@@ -1,0 +1,109 @@
+"""Raw replay-env step throughput vs CartPole-v1, in the same process.
+
+Both envs are unwrapped (no checker/TimeLimit wrappers), stepped with pre-drawn random actions,
+reset on episode end. The replay env runs on a micro trace recorded here from random-initialised
+micro models (synthetic statistics: only the speed is measured), or on ``--trace PATH``.
+
+    python benchmarks/bench_env.py [--steps 20000] [--trace PATH]
+
+Prints a table and writes benchmarks/results/env.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import gelato_env  # noqa: F401  (registers the ids)
+from gelato_env.registration import ENV_ID
+
+RESULTS = Path(__file__).resolve().parent / "results" / "env.json"
+
+
+def micro_trace_path(out: Path) -> str:
+    """Record a synthetic micro trace (random-init GPT-2 pair, vocab 64): 6 prompts x 40 tokens."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from gelato_env.sd.models import ModelPair
+    from gelato_env.traces.prompts import PromptTokens
+    from gelato_env.traces.recorder import RecordConfig, record_trace
+
+    def gpt2(n_layer: int, n_embd: int, seed: int) -> Any:
+        torch.manual_seed(seed)
+        cfg = GPT2Config(
+            vocab_size=64,
+            n_positions=256,
+            n_embd=n_embd,
+            n_layer=n_layer,
+            n_head=2,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        )
+        return GPT2LMHeadModel(cfg).eval()
+
+    pair = ModelPair(gpt2(1, 32, 1), gpt2(2, 48, 2), None, "micro-draft", "micro-target", 1)
+    gen = np.random.default_rng(7)
+    prompts = [PromptTokens(f"p{i}", tuple(gen.integers(2, 64, size=8).tolist())) for i in range(6)]
+    cfg = RecordConfig(gamma_max=8, max_new_tokens=40, batch_positions=16)
+    trace, _ = record_trace(pair, prompts, out, cfg, prompt_set="bench", progress=False)
+    return str(trace.path)
+
+
+def steps_per_second(env: gym.Env[Any, Any], n_steps: int, seed: int = 0) -> float:
+    """Best of 3 timed runs of ``n_steps`` random-action steps (resets included)."""
+    env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(n_steps)]
+    best = 0.0
+    for repeat in range(3):
+        env.reset(seed=seed + repeat)
+        start = time.perf_counter()
+        for action in actions:
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                env.reset()
+        best = max(best, n_steps / (time.perf_counter() - start))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--trace", default=None, help="trace directory (default: a micro trace)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = args.trace or micro_trace_path(Path(tmp) / "trace")
+        rows = {"CartPole-v1": steps_per_second(gym.make("CartPole-v1").unwrapped, args.steps)}
+        for mode in ("budget", "budget_threshold", "per_token"):
+            env = gym.make(ENV_ID, trace_path=trace, action_mode=mode).unwrapped
+            rows[f"{ENV_ID} [{mode}]"] = steps_per_second(env, args.steps)
+
+    cartpole = rows["CartPole-v1"]
+    print(f"{'env':<44} {'steps/s':>12} {'vs CartPole':>12}")
+    for name, rate in rows.items():
+        print(f"{name:<44} {rate:>12,.0f} {rate / cartpole:>12.2f}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "steps": args.steps,
+        "trace": "micro (synthetic statistics)" if args.trace is None else args.trace,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "steps_per_s": rows,
+        "ratio_vs_cartpole": {k: v / cartpole for k, v in rows.items()},
+    }
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

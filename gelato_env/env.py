@@ -1,0 +1,730 @@
+"""The Gymnasium environment: one device-edge speculative-decoding round per step (DESIGN.md §7)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from gelato_env.config import EnvConfig
+from gelato_env.observation import (
+    BUDGET_USED,
+    ENTROPY_EMA,
+    LAST_ACCEPTED,
+    LAST_BUDGET,
+    LATENCY,
+    MAX_PROB_EMA,
+    N_DRAFTED_IN_ROUND,
+    NEXT_ENTROPY,
+    NEXT_MAX_PROB,
+    PROGRESS,
+    QUEUE,
+    RATE,
+    ObsArray,
+    ObservationFields,
+    ObservationScales,
+    ObservationSpec,
+)
+from gelato_env.sd.exit_rules import ExitRule, NoExit, make_exit_rule
+from gelato_env.sd.round import RoundBackend, RoundResult
+from gelato_env.system import (
+    EnergyBudget,
+    SystemParams,
+    downlink_bits,
+    make_channel,
+    round_cost,
+    system_setting,
+    uplink_bits,
+)
+
+_NO_EXIT = NoExit()
+
+
+class GelatoEnv(gym.Env[ObsArray, Any]):
+    r"""Device-edge speculative decoding under a long-term device energy budget.
+
+    ## Description
+
+    A small draft LLM runs on a battery-powered device; a large target LLM verifies its drafts at
+    an edge server across a wireless uplink (DESIGN.md §2-§5). Each step is one speculative-
+    decoding round: the agent picks a drafting budget, the device drafts (an exit rule may stop
+    early), the draft crosses the link (payload protocol ``topp``/``full``/``dssd``), the target
+    verifies losslessly, and the round's latency T_k and device energy E_k follow from the system
+    model. Token statistics come from real models: a recorded trace (``backend="replay"``, exact
+    under greedy verification) or live ``transformers`` models (``backend="live"``). Time and
+    energy come from the device/edge profiles, so they model the paper's hardware, not this CPU.
+    A virtual energy queue Q tracks the long-term budget (drift-plus-penalty, Neely).
+
+    ## Action Space
+
+    By ``action_mode`` (gamma_max = the system setting's largest budget, default 8):
+
+    | mode               | space                               | meaning                        |
+    |--------------------|-------------------------------------|--------------------------------|
+    | `budget`           | `Discrete(gamma_max + 1)`           | reference budget gamma~        |
+    | `budget_threshold` | `MultiDiscrete([gamma_max + 1, L])` | budget, threshold level index  |
+    | `per_token`        | `Discrete(2)`                       | 0: offload now, 1: draft more  |
+
+    In `budget` mode the configured `exit_rule` runs inside the step (budget 0: no drafting, the
+    target produces one token). In `budget_threshold` mode the second entry indexes
+    `threshold_levels_nats` (L levels) and sets the exit rule's `threshold_nats` for the round.
+
+    In `per_token` mode a round spans several steps: the observation shows the next draft
+    token's entropy and max-prob (``RoundBackend.peek``); the round is verified when the agent
+    offloads or when gamma_max tokens are drafted. No exit rule runs in this mode.
+
+    ## Observation Space
+
+    A `Box(0, high, (9,), float32)` (`(12,)` in `per_token` mode); each entry is a physical
+    value over a scale (:class:`~gelato_env.observation.ObservationScales`), clipped to its bound.
+    ``decode_observation(obs, env.unwrapped.observation_spec)`` gives the physical values.
+
+    | idx | field                | unit   | normalization                  | bounds          |
+    |-----|----------------------|--------|--------------------------------|-----------------|
+    | 0   | energy queue Q       | J      | / `queue_scale_j` (1 J)        | [0, 1e4]        |
+    | 1   | uplink rate R_k      | bit/s  | / `rate_scale_bps` (1 Mbit/s)  | [0, 1e3]        |
+    | 2   | link latency L_0     | s      | / `latency_scale_s` (0.1 s)    | [0, 100]        |
+    | 3   | draft entropy EMA    | nats   | / `entropy_scale_nats` (10)    | [0, 2]          |
+    | 4   | draft max-prob EMA   | 1      | none                           | [0, 1]          |
+    | 5   | last accepted length | tokens | / gamma_max                    | [0, 1]          |
+    | 6   | last budget          | tokens | / gamma_max                    | [0, 1]          |
+    | 7   | energy budget used   | 1      | sum E / sum allowance          | [0, 1e3]        |
+    | 8   | progress             | 1      | n_generated / max_new_tokens   | [0, 1]          |
+    | 9   | drafted this round   | tokens | / gamma_max (`per_token` only) | [0, 1]          |
+    | 10  | next token entropy   | nats   | / `entropy_scale_nats`         | [0, 2]          |
+    | 11  | next token max-prob  | 1      | none                           | [0, 1]          |
+
+    The rate is that of the channel state the next round will use (observed before deciding).
+
+    ## Rewards
+
+    With N_k tokens produced in T_k seconds at device energy E_k, and Q the queue the round's
+    decision saw:
+
+    * `throughput`: N_k / T_k (tokens/s). Summed over an episode this is a sum of per-round
+      rates, not the episode throughput sum N / sum T, which
+      :class:`~gelato_env.wrappers.EpisodeStatistics` reports.
+    * `dpp`: V * N_k / T_k - Q * E_k, the drift-plus-penalty objective GELATO maximizes.
+    * `lagrangian`: N_k / T_k, with ``info["cost"] = E_k`` (J) for constrained RL.
+
+    In `per_token` mode the reward is 0 on steps that draft one more token and the round's
+    reward on the step that completes it (offload, or the gamma_max cap). ``info`` carries every
+    term: see :data:`~gelato_env.observation.INFO_KEYS`.
+
+    ## Starting State
+
+    `reset` picks a prompt (uniformly with ``self.np_random``, or in order), resets the backend
+    with ``self.np_random`` (sampled replay acceptances and the live torch generator draw from
+    it), draws the channel state, and sets the entropy / max-prob EMAs from the first draft
+    token. Q and the energy accounting restart at 0 unless ``options={"keep_queue": True}``,
+    which carries them over for long-term runs across episodes.
+
+    ## Episode End
+
+    * Termination: the prompt's generation ends (EOS or `max_new_tokens`) -- unless `horizon`
+      is set, in which case the next prompt starts within the same episode.
+    * Truncation: with `horizon` set, by the `TimeLimit` wrapper after `horizon` steps
+      (``gymnasium.make(id, max_episode_steps=horizon)`` or
+      :func:`~gelato_env.registration.make_env`).
+
+    ## Arguments
+
+    ```python
+    gymnasium.make("gelato/DeviceEdgeSD-v0", trace_path=None, system="paper",
+                   channel="rayleigh", budget_mode="per_round", budget_value=0.2,
+                   action_mode="budget", reward_mode="throughput", exit_rule="entropy_bucket")
+    ```
+
+    * `backend`: ``"replay"``, ``"live"``, or a ready :class:`~gelato_env.sd.round.RoundBackend`.
+    * `trace_path`: replay trace; None builds/uses ``default_trace_path()`` (minutes, once).
+    * `model_pair`: live backend's model pair (``"default"``: gelato's own offline pair).
+    * `clock`: ``"modelled"`` (profiles; deterministic) or ``"measured"`` (live wall-clock x
+      profile powers; flags the spec ``nondeterministic``).
+    * `system`, `system_overrides`: named system setting and field overrides.
+    * `channel`, `channel_params`: channel process and its parameters.
+    * `payload`: payload protocol (None keeps the setting's).
+    * `budget_mode`, `budget_value`: ``per_round`` (J/round), ``per_token`` (J/token) or
+      ``per_second`` (W).
+    * `v`: drift-plus-penalty weight V (``dpp`` reward).
+    * `action_mode`, `threshold_levels_nats`, `reward_mode`, `exit_rule`, `exit_params`.
+    * `max_new_tokens`: tokens per prompt (None: the backend's).
+    * `horizon`: rounds per episode across prompts (see Episode End).
+    * `prompt_order`: ``"random"`` or ``"sequential"``; `ema_decay`: EMA factor beta;
+      `scales`: observation scales.
+
+    ## Version History
+
+    * v0: initial release.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
+
+    def __init__(
+        self,
+        *,
+        backend: str | RoundBackend = "replay",
+        trace_path: str | None = None,
+        model_pair: str = "default",
+        clock: str = "modelled",
+        system: str = "paper",
+        system_overrides: Mapping[str, Any] | None = None,
+        channel: str = "rayleigh",
+        channel_params: Mapping[str, Any] | None = None,
+        payload: str | None = None,
+        budget_mode: str = "per_round",
+        budget_value: float = 0.2,
+        v: float = 1.0,
+        action_mode: str = "budget",
+        threshold_levels_nats: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 3.0),
+        reward_mode: str = "throughput",
+        exit_rule: str = "entropy_bucket",
+        exit_params: Mapping[str, float] | None = None,
+        max_new_tokens: int | None = None,
+        horizon: int | None = None,
+        prompt_order: str = "random",
+        ema_decay: float = 0.8,
+        scales: ObservationScales | Mapping[str, float] | None = None,
+    ) -> None:
+        backend_obj = None if isinstance(backend, str) else backend
+        if backend_obj is not None and not isinstance(backend_obj, RoundBackend):
+            raise TypeError(
+                f"backend must be 'replay', 'live' or a RoundBackend, got {type(backend).__name__}"
+            )
+        config = EnvConfig(
+            backend=backend if isinstance(backend, str) else "live",
+            trace_path=trace_path,
+            model_pair=model_pair,
+            clock=clock,
+            system=system,
+            system_overrides=system_overrides or {},
+            channel=channel,
+            channel_params=channel_params or {},
+            payload=payload,
+            budget_mode=budget_mode,
+            budget_value=budget_value,
+            v=v,
+            action_mode=action_mode,
+            threshold_levels_nats=tuple(threshold_levels_nats),
+            reward_mode=reward_mode,
+            exit_rule=exit_rule,
+            exit_params=exit_params or {},
+            max_new_tokens=max_new_tokens,
+            horizon=horizon,
+            prompt_order=prompt_order,
+            ema_decay=ema_decay,
+            scales=ObservationScales() if scales is None else scales,  # type: ignore[arg-type]
+        )
+        self.config = config
+        self.params: SystemParams = _system_params(config)
+        gamma_max = self.params.gamma_max
+        self._gamma_max = gamma_max
+
+        # Exit rules: checked before any model or trace is loaded.
+        self._exit_rule: ExitRule = make_exit_rule(config.exit_rule, **config.exit_params)
+        self._threshold_rules: tuple[ExitRule, ...] = ()
+        if config.action_mode == "budget_threshold":
+            self._threshold_rules = _threshold_rules(config)
+
+        self._channel = make_channel(config.channel, self.params.radio, **config.channel_params)
+        self._budget = EnergyBudget(config.budget_mode, config.budget_value)
+
+        self.backend: RoundBackend = (
+            backend_obj if backend_obj is not None else _build_backend(config, gamma_max)
+        )
+        if self.backend.gamma_max < gamma_max:
+            raise ValueError(
+                f"backend serves gamma_max {self.backend.gamma_max} but the system setting "
+                f"{config.system!r} needs gamma_max {gamma_max}; re-record the trace or lower "
+                f"system_overrides['gamma_max']"
+            )
+        if (
+            config.max_new_tokens is not None
+            and config.max_new_tokens > self.backend.max_new_tokens
+        ):
+            raise ValueError(
+                f"max_new_tokens {config.max_new_tokens} exceeds the backend's "
+                f"{self.backend.max_new_tokens}"
+            )
+        self._max_new_tokens = config.max_new_tokens or self.backend.max_new_tokens
+        self._n_prompts = self.backend.n_prompts
+        if self._n_prompts < 1:
+            raise ValueError("backend has no prompts")
+
+        self.observation_spec = ObservationSpec(
+            gamma_max=gamma_max, per_token=config.action_mode == "per_token", scales=config.scales
+        )
+        self._high = self.observation_spec.high()
+        self.observation_space = spaces.Box(
+            low=np.zeros_like(self._high), high=self._high, dtype=np.float32
+        )
+        if config.action_mode == "budget":
+            self.action_space = spaces.Discrete(gamma_max + 1)
+        elif config.action_mode == "budget_threshold":
+            self.action_space = spaces.MultiDiscrete([gamma_max + 1, len(self._threshold_rules)])
+        else:
+            self.action_space = spaces.Discrete(2)
+
+        # Hot-path constants (python floats).
+        scales = config.scales
+        self._inv_queue = 1.0 / scales.queue_scale_j
+        self._inv_rate = 1.0 / scales.rate_scale_bps
+        self._inv_entropy = 1.0 / scales.entropy_scale_nats
+        self._inv_gamma = 1.0 / gamma_max
+        self._hi = [float(x) for x in self._high]
+        self._beta = config.ema_decay
+        self._reward_mode = config.reward_mode
+        self._v = config.v
+        self._per_token = config.action_mode == "per_token"
+        self._threshold_mode = config.action_mode == "budget_threshold"
+        self._across_prompts = config.horizon is not None
+        self._measured = config.clock == "measured"
+        self._cost_model = _CostModel(self.params)
+        self._topp_payload = self.params.payload.protocol == "topp"
+        self._obs = np.zeros(self.observation_spec.size, dtype=np.float32)
+        self._obs[LATENCY] = min(
+            self.params.link.uplink_latency_s / scales.latency_scale_s, self._hi[LATENCY]
+        )
+
+        # Episode state.
+        self._ready = False
+        self._sequential_next = 0
+        self._prompt_index = 0
+        self._queue = 0.0
+        self._energy_sum_j = 0.0
+        self._allowance_sum_j = 0.0
+        self._rate_bps = 0.0
+        self._snr_db = 0.0
+        self._entropy_ema = 0.0
+        self._max_prob_ema = 0.0
+        self._n_generated = 0
+        self._drafted = 0  # per_token mode: tokens drafted so far in the open round
+        self._next_entropy = 0.0  # per_token mode: stats of the next draft token
+        self._next_max_prob = 0.0
+        self._spec_value: gym.envs.registration.EnvSpec | None = None
+
+    # -- construction helpers -------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: EnvConfig, backend: RoundBackend | None = None) -> GelatoEnv:
+        """Build the env from an :class:`EnvConfig` (Hydra scripts), optionally on a backend."""
+        kwargs = config.to_kwargs()
+        if backend is not None:
+            kwargs["backend"] = backend
+        return cls(**kwargs)
+
+    @property
+    def spec(self) -> gym.envs.registration.EnvSpec | None:
+        """The registration spec; flagged ``nondeterministic`` under the measured clock."""
+        return self._spec_value
+
+    @spec.setter
+    def spec(self, value: gym.envs.registration.EnvSpec | None) -> None:
+        if value is not None and self.config.clock == "measured" and not value.nondeterministic:
+            value = dataclasses.replace(value, nondeterministic=True)
+        self._spec_value = value
+
+    @property
+    def nondeterministic(self) -> bool:
+        """Whether rollouts depend on more than the seed (the measured clock)."""
+        return self.config.clock == "measured"
+
+    @property
+    def queue(self) -> float:
+        """The virtual energy queue Q, J."""
+        return self._queue
+
+    def decode_observation(self, obs: ObsArray) -> ObservationFields:
+        """Physical values of one of this env's observations."""
+        return self.observation_spec.decode(obs)
+
+    # -- gymnasium API ----------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsArray, dict[str, Any]]:
+        """Start a new episode (see Starting State); ``options={"keep_queue": True}`` keeps Q."""
+        super().reset(seed=seed)
+        if seed is not None:
+            self._sequential_next = 0
+        keep_queue = bool(options.get("keep_queue", False)) if options else False
+        if not keep_queue:
+            self._queue = 0.0
+            self._energy_sum_j = 0.0
+            self._allowance_sum_j = 0.0
+        state = self._channel.reset(self.np_random)
+        self._rate_bps = float(state.rate_bps)
+        self._snr_db = float(state.snr_db)
+        self._start_prompt()
+        first = self.backend.peek(1)
+        self._entropy_ema = float(first.entropy[0]) if len(first.entropy) else 0.0
+        self._max_prob_ema = float(first.max_prob[0]) if len(first.max_prob) else 0.0
+        self._ready = True
+        obs = self._obs
+        obs[LAST_ACCEPTED] = 0.0
+        obs[LAST_BUDGET] = 0.0
+        self._write_obs()
+        info = {
+            "queue": self._queue,
+            "rate_bps": self._rate_bps,
+            "prompt_index": self._prompt_index,
+            "budget_used_frac": self._used_frac(),
+            "n_generated": self._n_generated,
+        }
+        return obs.copy(), info
+
+    def step(self, action: Any) -> tuple[ObsArray, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Play one round (or, in ``per_token`` mode, one drafting decision)."""
+        assert self._ready, "call reset() before step() (the episode has ended or never began)"
+        if self._per_token:
+            a = int(action)
+            assert a == action, f"action {action!r} is not in Discrete(2)"
+            assert 0 <= a <= 1, f"action {action!r} is not in Discrete(2)"
+            if a == 1 and self._drafted < self._gamma_max - 1:
+                self._drafted += 1
+                self._peek_next()
+                return self._in_round_step()
+            budget = self._drafted + a  # offload, or the gamma_max cap was reached
+            rule: ExitRule = _NO_EXIT
+        elif self._threshold_mode:
+            budget, level = int(action[0]), int(action[1])
+            assert 0 <= budget <= self._gamma_max, (
+                f"action {action!r} is not in {self.action_space}"
+            )
+            assert 0 <= level < len(self._threshold_rules), (
+                f"action {action!r} is not in {self.action_space}"
+            )
+            rule = self._threshold_rules[level]
+        else:
+            budget = int(action)
+            assert budget == action, f"action {action!r} is not in {self.action_space}"
+            assert 0 <= budget <= self._gamma_max, (
+                f"action {action!r} is not in {self.action_space}"
+            )
+            rule = self._exit_rule
+        return self._play_round(budget, rule)
+
+    def render(self) -> None:
+        """No rendering: the env is a simulator of numbers (``info`` carries everything)."""
+        return None
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _start_prompt(self) -> None:
+        if self.config.prompt_order == "random":
+            self._prompt_index = int(self.np_random.integers(self._n_prompts))
+        else:
+            self._prompt_index = self._sequential_next % self._n_prompts
+            self._sequential_next += 1
+        self.backend.reset(self._prompt_index, self.np_random)
+        self._n_generated = 0
+        self._open_round()
+
+    def _open_round(self) -> None:
+        self._drafted = 0
+        if self._per_token:
+            self._peek_next()
+
+    def _peek_next(self) -> None:
+        """Statistics of the next draft token of the open round (``per_token`` mode).
+
+        Peeks lazily, one token further per step, so the live engine drafts only what the agent
+        asks for; 0.0 when no further token can be drafted (end of generation).
+        """
+        d = self._drafted
+        stats = self.backend.peek(d + 1)
+        if len(stats.entropy) > d:
+            self._next_entropy = float(stats.entropy[d])
+            self._next_max_prob = float(stats.max_prob[d])
+        else:
+            self._next_entropy = self._next_max_prob = 0.0
+
+    def _play_round(
+        self, budget: int, rule: ExitRule
+    ) -> tuple[ObsArray, float, bool, bool, dict[str, Any]]:
+        result = self.backend.run_round(budget, rule)
+        n_tokens = min(result.n_tokens, self._max_new_tokens - self._n_generated)
+        n_drafted = result.n_drafted
+        topp_size_sum = sum(result.topp_size.tolist()) if self._topp_payload else 0
+        if self._measured:
+            cost = _measured_cost(self.params, result, topp_size_sum, self._rate_bps)
+        else:
+            cost = self._cost_model.cost(
+                n_drafted, result.n_accepted < n_drafted, topp_size_sum, self._rate_bps
+            )
+        latency_s, energy_j, draft_energy_j, radio_energy_j, idle_energy_j, up_bits, down_bits = (
+            cost
+        )
+
+        queue_before = self._queue
+        self._queue = self._budget.queue_update(queue_before, energy_j, n_tokens, latency_s)
+        allowance_j = self._budget.allowance(n_tokens, latency_s)
+        self._energy_sum_j += energy_j
+        self._allowance_sum_j += allowance_j
+        self._n_generated += n_tokens
+
+        beta = self._beta
+        ema_h, ema_p = self._entropy_ema, self._max_prob_ema
+        entropies = result.entropy.tolist()
+        for h, p in zip(entropies, result.max_prob.tolist(), strict=True):
+            ema_h = beta * ema_h + (1.0 - beta) * h
+            ema_p = beta * ema_p + (1.0 - beta) * p
+        self._entropy_ema, self._max_prob_ema = ema_h, ema_p
+
+        throughput = n_tokens / latency_s
+        penalty = queue_before * energy_j if self._reward_mode == "dpp" else 0.0
+        reward = self._v * throughput - penalty if self._reward_mode == "dpp" else throughput
+
+        info = {
+            "prompt_index": self._prompt_index,
+            "budget": result.budget,
+            "n_drafted": result.n_drafted,
+            "n_accepted": result.n_accepted,
+            "n_tokens": n_tokens,
+            "n_generated": self._n_generated,
+            "entropies": tuple(entropies),
+            "entropy_mean_nats": sum(entropies) / len(entropies) if entropies else 0.0,
+            "entropy_ema_nats": ema_h,
+            "max_prob_ema": ema_p,
+            "round_complete": True,
+            "rate_bps": self._rate_bps,
+            "snr_db": self._snr_db,
+            "uplink_bits": up_bits,
+            "downlink_bits": down_bits,
+            "latency_s": latency_s,
+            "energy_j": energy_j,
+            "draft_energy_j": draft_energy_j,
+            "radio_energy_j": radio_energy_j,
+            "idle_energy_j": idle_energy_j,
+            "queue": self._queue,
+            "queue_before": queue_before,
+            "allowance_j": allowance_j,
+            "budget_used_frac": self._used_frac(),
+            "throughput_tps": throughput,
+            "reward_throughput": throughput,
+            "reward_penalty": penalty,
+            "cost": energy_j,
+        }
+
+        # The next round's channel state, then the next round (or prompt).
+        state = self._channel.step(self.np_random, latency_s)
+        self._rate_bps = float(state.rate_bps)
+        self._snr_db = float(state.snr_db)
+        finished = result.finished or self._n_generated >= self._max_new_tokens
+        terminated = False
+        if finished and self._across_prompts:
+            self._start_prompt()
+        elif finished:
+            terminated = True
+            self._ready = False
+            self._drafted = 0
+            self._next_entropy = self._next_max_prob = 0.0
+        else:
+            self._open_round()
+
+        obs = self._obs
+        obs[LAST_ACCEPTED] = result.n_accepted * self._inv_gamma
+        obs[LAST_BUDGET] = result.budget * self._inv_gamma
+        self._write_obs()
+        return obs.copy(), reward, terminated, False, info
+
+    def _in_round_step(self) -> tuple[ObsArray, float, bool, bool, dict[str, Any]]:
+        self._write_obs()
+        info = dict(self._idle_info)
+        info["prompt_index"] = self._prompt_index
+        info["n_drafted"] = self._drafted
+        info["n_generated"] = self._n_generated
+        info["queue"] = info["queue_before"] = self._queue
+        info["rate_bps"] = self._rate_bps
+        info["snr_db"] = self._snr_db
+        info["entropy_ema_nats"] = self._entropy_ema
+        info["max_prob_ema"] = self._max_prob_ema
+        info["budget_used_frac"] = self._used_frac()
+        return self._obs.copy(), 0.0, False, False, info
+
+    _idle_info: Mapping[str, Any] = {
+        "budget": 0,
+        "n_accepted": 0,
+        "n_tokens": 0,
+        "entropies": (),
+        "entropy_mean_nats": 0.0,
+        "round_complete": False,
+        "uplink_bits": 0,
+        "downlink_bits": 0,
+        "latency_s": 0.0,
+        "energy_j": 0.0,
+        "draft_energy_j": 0.0,
+        "radio_energy_j": 0.0,
+        "idle_energy_j": 0.0,
+        "allowance_j": 0.0,
+        "throughput_tps": 0.0,
+        "reward_throughput": 0.0,
+        "reward_penalty": 0.0,
+        "cost": 0.0,
+    }
+
+    def _used_frac(self) -> float:
+        if self._allowance_sum_j > 0.0:
+            return self._energy_sum_j / self._allowance_sum_j
+        return 0.0 if self._energy_sum_j == 0.0 else math.inf
+
+    def _write_obs(self) -> None:
+        obs, hi = self._obs, self._hi
+        obs[QUEUE] = min(self._queue * self._inv_queue, hi[QUEUE])
+        obs[RATE] = min(self._rate_bps * self._inv_rate, hi[RATE])
+        obs[ENTROPY_EMA] = min(self._entropy_ema * self._inv_entropy, hi[ENTROPY_EMA])
+        obs[MAX_PROB_EMA] = self._max_prob_ema
+        obs[BUDGET_USED] = min(self._used_frac(), hi[BUDGET_USED])
+        obs[PROGRESS] = min(self._n_generated / self._max_new_tokens, 1.0)
+        if self._per_token:
+            obs[N_DRAFTED_IN_ROUND] = self._drafted * self._inv_gamma
+            obs[NEXT_ENTROPY] = min(self._next_entropy * self._inv_entropy, hi[NEXT_ENTROPY])
+            obs[NEXT_MAX_PROB] = self._next_max_prob
+
+
+CostItems = tuple[float, float, float, float, float, int, int]
+"""(latency_s, energy_j, draft_energy_j, radio_energy_j, idle_energy_j, up bits, down bits)."""
+
+
+class _CostModel:
+    """``round_cost`` on the modelled clock, memoized over its discrete inputs (the hot path).
+
+    ``round_cost`` is affine in the uplink time S_up/R_k (T_k gains S_up/R_k, E_k gains
+    p_tx * S_up/R_k; DESIGN.md §3), and everything else depends on (gamma, rejected) only. So the
+    env evaluates ``round_cost`` once per (gamma, rejected) at zero uplink bits and adds the
+    uplink term per round; payload bits are memoized per (gamma, sum of top-p sizes).
+    ``tests/env/test_dynamics.py`` checks the result against ``round_cost`` itself.
+    """
+
+    def __init__(self, params: SystemParams) -> None:
+        self.params = params
+        down = [
+            downlink_bits(rejected, params.payload, params.gamma_max) for rejected in (False, True)
+        ]
+        self._table = [
+            [
+                (c.latency_s, c.energy_j, c.draft_energy_j, c.idle_energy_j, down[rejected])
+                for rejected in (0, 1)
+                for c in (round_cost(gamma, 0, down[rejected], 1.0, params),)
+            ]
+            for gamma in range(params.gamma_max + 1)
+        ]
+        self._tx_power_w = params.radio.tx_power_w
+        self._uplink: dict[tuple[int, int], int] = {}
+
+    def cost(
+        self, n_drafted: int, rejected: bool, topp_size_sum: int, rate_bps: float
+    ) -> CostItems:
+        """The round's itemized cost (see :data:`CostItems`) at uplink rate ``rate_bps`` > 0."""
+        key = (n_drafted, topp_size_sum)
+        up_bits = self._uplink.get(key)
+        if up_bits is None:
+            up_bits = self._uplink[key] = uplink_bits(n_drafted, topp_size_sum, self.params.payload)
+        latency_s, energy_j, draft_energy_j, idle_energy_j, down_bits = self._table[n_drafted][
+            rejected
+        ]
+        uplink_time_s = up_bits / rate_bps
+        radio_energy_j = self._tx_power_w * uplink_time_s
+        return (
+            latency_s + uplink_time_s,
+            energy_j + radio_energy_j,
+            draft_energy_j,
+            radio_energy_j,
+            idle_energy_j,
+            up_bits,
+            down_bits,
+        )
+
+
+def _measured_cost(
+    params: SystemParams, result: RoundResult, topp_size_sum: int, rate_bps: float
+) -> CostItems:
+    """The round's cost on the measured clock: live wall-clock draft/verify times x profile powers.
+
+    Drafting draws P_d for the measured drafting time; the device idles (P_idle) through the
+    measured verification; link items stay modelled (the link is not simulated on this host).
+    """
+    up = uplink_bits(result.n_drafted, topp_size_sum, params.payload)
+    down = downlink_bits(result.rejected, params.payload, params.gamma_max)
+    modelled = round_cost(result.n_drafted, up, down, rate_bps, params)
+    wait_time_s = modelled.link_latency_s + result.verify_time_s + modelled.downlink_time_s
+    draft_energy_j = params.device.draft_power_w * result.draft_time_s
+    idle_energy_j = params.device.idle_power_w * wait_time_s
+    return (
+        result.draft_time_s + modelled.uplink_time_s + wait_time_s,
+        draft_energy_j + modelled.radio_energy_j + idle_energy_j,
+        draft_energy_j,
+        modelled.radio_energy_j,
+        idle_energy_j,
+        up,
+        down,
+    )
+
+
+def _system_params(config: EnvConfig) -> SystemParams:
+    overrides = dict(config.system_overrides)
+    if config.payload is not None:
+        overrides["protocol"] = config.payload
+    return system_setting(config.system, **overrides)
+
+
+def _threshold_rules(config: EnvConfig) -> tuple[ExitRule, ...]:
+    base = make_exit_rule(config.exit_rule, **config.exit_params)
+    if not any(f.name == "threshold_nats" for f in dataclasses.fields(base)):  # type: ignore[arg-type]
+        raise ValueError(
+            f"action_mode 'budget_threshold' needs an exit rule with a threshold_nats parameter "
+            f"(entropy_threshold, entropy_bucket), got exit_rule {config.exit_rule!r}"
+        )
+    params = {k: v for k, v in config.exit_params.items() if k != "threshold_nats"}
+    return tuple(
+        make_exit_rule(config.exit_rule, threshold_nats=level, **params)
+        for level in config.threshold_levels_nats
+    )
+
+
+def _build_backend(config: EnvConfig, gamma_max: int) -> RoundBackend:
+    if config.backend == "replay":
+        from gelato_env.traces.replay import ReplayBackend
+        from gelato_env.traces.store import load_trace
+
+        path: str | os.PathLike[str]
+        if config.trace_path is not None:
+            path = config.trace_path
+        else:
+            from gelato_env.traces.default import default_trace_path
+
+            path = default_trace_path()
+        trace = load_trace(path, gamma_max=gamma_max, max_new_tokens=config.max_new_tokens)
+        return ReplayBackend(trace, gamma_max=gamma_max, max_new_tokens=config.max_new_tokens)
+    return _build_live_backend(config, gamma_max)
+
+
+LIVE_N_PROMPTS = 16  # [D] held-out prompts served by the default live backend
+LIVE_MAX_NEW_TOKENS = 128  # [D] as the default trace records
+
+
+def _build_live_backend(config: EnvConfig, gamma_max: int) -> RoundBackend:
+    """The live backend on gelato's default pair (greedy), over its held-out prompts.
+
+    Other model pairs: build a ``LiveBackend`` and pass it as ``backend=``.
+    """
+    if config.model_pair != "default":
+        raise ValueError(
+            f"model_pair must be 'default' (for another pair pass backend=LiveBackend(...)), "
+            f"got {config.model_pair!r}"
+        )
+    from gelato_env.sd.default_pair import load_default_pair
+    from gelato_env.sd.engine import LiveBackend, SpeculativeDecoder
+    from gelato_env.traces.prompts import heldout_prompts
+
+    pair = load_default_pair()
+    decoder = SpeculativeDecoder.from_pair(
+        pair, gamma_max=gamma_max, max_new_tokens=config.max_new_tokens or LIVE_MAX_NEW_TOKENS
+    )
+    prompts = heldout_prompts(pair.tokenizer, LIVE_N_PROMPTS)
+    return LiveBackend(decoder, [p.token_ids for p in prompts])
