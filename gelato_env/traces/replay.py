@@ -65,6 +65,22 @@ class ReplayBackend:
         self._greedy = trace.header.greedy
         self._eos = trace.header.eos_token_id
         self._offsets = trace.prompt_offsets
+        # Hot-path copies in the dtypes RoundResult carries, converted once here rather than
+        # per round (the columns are stored compactly and memory-mapped).
+        self._entropy = np.ascontiguousarray(trace.entropy, dtype=np.float64)
+        self._max_prob = np.ascontiguousarray(trace.max_prob, dtype=np.float64)
+        self._topp_size = np.ascontiguousarray(trace.topp_size, dtype=np.int64)
+        self._accept_prob = np.ascontiguousarray(trace.accept_prob, dtype=np.float64)
+        self._target_tokens = np.ascontiguousarray(trace.target_tokens, dtype=np.int64)
+        for column in (self._entropy, self._max_prob, self._topp_size, self._accept_prob):
+            column.flags.writeable = False  # RoundResult arrays are views of these
+        self._target_tokens.flags.writeable = False
+        # Greedy: leading recorded match bits per position, shape (n_pos,); a round drafting
+        # gamma tokens from position t accepts min(gamma, n_lead[t]).
+        matches = self._accept_prob >= 0.5  # (n_pos, G)
+        self._n_lead = np.where(
+            matches.all(axis=1), matches.shape[1], np.argmin(matches, axis=1)
+        ).tolist()
         self._row0 = 0
         self._length = 0  # positions available for the current prompt (<= max_new_tokens)
         self._t = 0
@@ -150,28 +166,27 @@ class ReplayBackend:
         n = self._cap(budget)
         row = self._row0 + self._t
         return DraftStats(
-            entropy=self.trace.entropy[row, :n].astype(np.float64),
-            max_prob=self.trace.max_prob[row, :n].astype(np.float64),
-            topp_size=self.trace.topp_size[row, :n].astype(np.int64),
+            entropy=self._entropy[row, :n],
+            max_prob=self._max_prob[row, :n],
+            topp_size=self._topp_size[row, :n],
         )
 
     def run_round(self, budget: int, exit_rule: ExitRule) -> RoundResult:
         """Replay one round (module docstring, steps 1-4)."""
         cap = self._cap(budget)
         row = self._row0 + self._t
-        trace = self.trace
-        entropy = trace.entropy[row, :cap].astype(np.float64)
-        max_prob = trace.max_prob[row, :cap].astype(np.float64)
+        entropy = self._entropy[row, :cap]
+        max_prob = self._max_prob[row, :cap]
         gamma = realized_length(exit_rule, entropy, max_prob, cap)
-        accept_prob = trace.accept_prob[row, :gamma].astype(np.float64)
+        accept_prob = self._accept_prob[row, :gamma]
         if self._greedy:
-            rejected = np.flatnonzero(accept_prob < 0.5)
+            n_matches = min(gamma, self._n_lead[row])
         else:
             assert self._rng is not None
             rejected = np.flatnonzero(self._rng.random(gamma) > accept_prob)
-        n_matches = int(rejected[0]) if rejected.size else gamma
+            n_matches = int(rejected[0]) if rejected.size else gamma
         end = min(self._t + n_matches + 1, self._length)
-        tokens = trace.target_tokens[row : self._row0 + end].astype(np.int64)
+        tokens = self._target_tokens[row : self._row0 + end]
         # the recorded output holds EOS only as its last token, so EOS can only end `tokens`
         hit_eos = self._eos is not None and bool(tokens.size) and int(tokens[-1]) == self._eos
         self._t = end
@@ -183,7 +198,7 @@ class ReplayBackend:
             tokens=tokens,
             entropy=entropy[:gamma],
             max_prob=max_prob[:gamma],
-            topp_size=trace.topp_size[row, :gamma].astype(np.int64),
+            topp_size=self._topp_size[row, :gamma],
             accept_prob=accept_prob,
             finished=self._done,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import MICRO_TRACE_GAMMA_MAX, MICRO_TRACE_NEW_TOKENS, micro_prompts
+from tests.conftest import MICRO_TRACE_GAMMA_MAX, MICRO_TRACE_NEW_TOKENS, micro_prompts
 
 from gelato_env.sd.models import ModelPair
 from gelato_env.traces import TraceError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import micro_prompts
+from tests.conftest import micro_prompts
 
 from gelato_env.sd.engine import LiveBackend, SpeculativeDecoder
 from gelato_env.sd.exit_rules import (
