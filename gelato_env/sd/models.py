@@ -1,9 +1,22 @@
-"""Draft/target model pairs: any two ``AutoModelForCausalLM`` sharing a tokenizer."""
+"""Draft/target model pairs: any two ``AutoModelForCausalLM`` sharing a tokenizer.
+
+:func:`load_pair` loads a pair by local path or hub id (offline: only what is on disk or in the
+hub cache), :func:`pair_from_models` wraps in-memory models, and :func:`check_compatible`
+refuses pairs whose vocabularies differ, since speculative decoding compares token ids and
+distributions over one shared vocabulary.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import torch
+
+from gelato_env.sd.device import resolve_device, resolve_dtype
 
 
 @dataclass(frozen=True)
@@ -25,3 +38,207 @@ class ModelPair:
     draft_id: str
     target_id: str
     eos_token_id: int | None
+
+
+def logits_width(model: Any) -> int:
+    """Logits per position: the output-embedding rows, else ``config.vocab_size``."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    weight = getattr(head, "weight", None)
+    if isinstance(weight, torch.Tensor):
+        return int(weight.shape[0])
+    return int(model.config.vocab_size)
+
+
+def _vocab_diff(draft_vocab: Mapping[str, int], target_vocab: Mapping[str, int]) -> str:
+    only_draft = sorted(set(draft_vocab) - set(target_vocab))[:3]
+    only_target = sorted(set(target_vocab) - set(draft_vocab))[:3]
+    remapped = sorted(
+        t for t in set(draft_vocab) & set(target_vocab) if draft_vocab[t] != target_vocab[t]
+    )
+    parts = [f"sizes {len(draft_vocab)} vs {len(target_vocab)}"]
+    if only_draft:
+        parts.append(f"draft-only tokens e.g. {only_draft}")
+    if only_target:
+        parts.append(f"target-only tokens e.g. {only_target}")
+    if remapped:
+        parts.append(f"{len(remapped)} tokens with different ids, e.g. {remapped[:3]}")
+    return "; ".join(parts)
+
+
+def check_compatible(
+    draft_model: Any,
+    target_model: Any,
+    *,
+    draft_tokenizer: Any = None,
+    target_tokenizer: Any = None,
+    draft_id: str = "draft",
+    target_id: str = "target",
+) -> None:
+    """Refuse a pair that does not share one vocabulary.
+
+    Compares ``config.vocab_size`` and the logits width (output-embedding rows) of the two
+    models, and, when both tokenizers are given, their ``get_vocab()`` mappings.
+
+    Raises:
+        ValueError: naming both models and what differs.
+    """
+    for what, draft_size, target_size in (
+        (
+            "config.vocab_size",
+            int(draft_model.config.vocab_size),
+            int(target_model.config.vocab_size),
+        ),
+        ("logits width", logits_width(draft_model), logits_width(target_model)),
+    ):
+        if draft_size != target_size:
+            raise ValueError(
+                f"incompatible model pair: draft {draft_id!r} has {what} {draft_size} but target "
+                f"{target_id!r} has {target_size}; speculative decoding needs one shared vocabulary"
+            )
+    if draft_tokenizer is not None and target_tokenizer is not None:
+        draft_vocab, target_vocab = draft_tokenizer.get_vocab(), target_tokenizer.get_vocab()
+        if draft_vocab != target_vocab:
+            raise ValueError(
+                f"incompatible model pair: the tokenizers of draft {draft_id!r} and target "
+                f"{target_id!r} differ ({_vocab_diff(draft_vocab, target_vocab)})"
+            )
+
+
+def _eos_token_id(tokenizer: Any, target: Any) -> int | None:
+    candidates = [
+        getattr(tokenizer, "eos_token_id", None),
+        getattr(getattr(target, "generation_config", None), "eos_token_id", None),
+        getattr(target.config, "eos_token_id", None),
+    ]
+    for eos in candidates:
+        if isinstance(eos, (list, tuple)):
+            eos = eos[0] if eos else None
+        if isinstance(eos, int):
+            return eos
+    return None
+
+
+def pair_from_models(
+    draft: Any,
+    target: Any,
+    tokenizer: Any = None,
+    *,
+    draft_id: str = "draft",
+    target_id: str = "target",
+    eos_token_id: int | None = None,
+) -> ModelPair:
+    """Wrap two in-memory causal LMs as a :class:`ModelPair` (both are put in eval mode).
+
+    Args:
+        draft: the draft causal LM.
+        target: the target causal LM.
+        tokenizer: the shared tokenizer, or None for id-only pairs.
+        draft_id: a name for the draft, for error messages and trace metadata.
+        target_id: a name for the target.
+        eos_token_id: the id ending a generation; None takes the tokenizer's, else the target's.
+
+    Raises:
+        ValueError: the vocabularies differ (see :func:`check_compatible`).
+    """
+    check_compatible(draft, target, draft_id=draft_id, target_id=target_id)
+    if eos_token_id is None:
+        eos_token_id = _eos_token_id(tokenizer, target)
+    return ModelPair(
+        draft=draft.eval(),
+        target=target.eval(),
+        tokenizer=tokenizer,
+        draft_id=draft_id,
+        target_id=target_id,
+        eos_token_id=eos_token_id,
+    )
+
+
+def _is_local_path(ref: str | Path) -> bool:
+    text = str(ref)
+    return (
+        isinstance(ref, Path)
+        or text.startswith(("/", "./", "../", "~", ".\\"))
+        or os.path.isabs(text)
+    )
+
+
+def _load_model(side: str, ref: str | Path, dtype: torch.dtype, trust_remote_code: bool) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    path = Path(ref).expanduser()
+    if _is_local_path(ref) and not path.exists():
+        raise FileNotFoundError(f"{side} model path {str(ref)!r} does not exist")
+    source = str(path) if path.exists() else str(ref)
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            source, dtype=dtype, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError, KeyError) as err:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0")
+        raise OSError(
+            f"cannot load {side} model {str(ref)!r}: not a loadable local model directory nor a "
+            f"hub id available offline (HF_HUB_OFFLINE={offline}): {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}"
+        ) from err
+
+
+def _load_tokenizer(ref: str | Path, trust_remote_code: bool) -> Any:
+    from transformers import AutoTokenizer
+
+    path = Path(ref).expanduser()
+    try:
+        return AutoTokenizer.from_pretrained(
+            str(path) if path.exists() else str(ref), trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def load_pair(
+    draft: str | Path,
+    target: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> ModelPair:
+    """Load a draft/target pair of ``AutoModelForCausalLM`` and their shared tokenizer.
+
+    Args:
+        draft: local directory or hub id of the draft model.
+        target: local directory or hub id of the target model.
+        device: where both models run; None picks CUDA when available, else CPU.
+        dtype: model dtype (``torch.dtype`` or name); None picks bf16/fp16 on CUDA, fp32 on CPU.
+        trust_remote_code: passed to ``from_pretrained`` (only for models you trust).
+
+    Returns:
+        The pair in eval mode on ``device``; the tokenizer is the target's (or the draft's when
+        the target has none, or None when neither has one).
+
+    Raises:
+        FileNotFoundError: a local path that does not exist (names the side and the path).
+        OSError: a model that cannot be loaded (names the side and the path or id).
+        ValueError: incompatible vocabularies (names both models and what differs).
+    """
+    resolved_device = resolve_device(device)
+    resolved_dtype = resolve_dtype(dtype, resolved_device)
+    draft_model = _load_model("draft", draft, resolved_dtype, trust_remote_code)
+    target_model = _load_model("target", target, resolved_dtype, trust_remote_code)
+    draft_tok = _load_tokenizer(draft, trust_remote_code)
+    target_tok = _load_tokenizer(target, trust_remote_code)
+    check_compatible(
+        draft_model,
+        target_model,
+        draft_tokenizer=draft_tok,
+        target_tokenizer=target_tok,
+        draft_id=str(draft),
+        target_id=str(target),
+    )
+    tokenizer = target_tok if target_tok is not None else draft_tok
+    return pair_from_models(
+        draft_model.to(resolved_device),
+        target_model.to(resolved_device),
+        tokenizer,
+        draft_id=str(draft),
+        target_id=str(target),
+    )
