@@ -18,6 +18,7 @@ from agents.baselines import (
     TargetOnly,
 )
 from agents.gelato import GelatoPolicy
+from agents.learned import LearnedPolicy
 
 AGENTS: dict[str, type[AnalyticPolicy]] = {
     cls.name: cls
@@ -33,6 +34,7 @@ AGENTS: dict[str, type[AnalyticPolicy]] = {
         TargetOnly,
         DeviceOnly,
         FixedBudget,
+        LearnedPolicy,
     )
 }
 
