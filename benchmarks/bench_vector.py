@@ -8,8 +8,10 @@ envs. Actions are pre-drawn uniformly; episodes autoreset. The trace is bench_en
 
     python benchmarks/bench_vector.py [--sizes 1 64 1024] [--env-steps 200000] [--trace PATH]
 
-Prints a table and writes benchmarks/results/vector.json. Goal: N = 1024 (batched) >= 50x the
-single env's steps/s.
+Every step returns the full ``info`` (all of ``STEP_INFO_KEYS``, fresh arrays each step, with
+``final_obs`` / ``final_info`` on autoreset), as SyncVectorEnv does. Prints a table (env-steps/s,
+microseconds per ``step`` call, speed-up over the single env) and writes
+benchmarks/results/vector.json. Goal: N = 1024 (batched) >= 50x the single env's steps/s.
 """
 
 from __future__ import annotations
@@ -80,13 +82,20 @@ def main() -> None:
             rows[name] = vector_steps_per_second(sync, args.sync_env_steps)
             print(f"{name:<40} {rows[name]:>14,.0f}", flush=True)
 
-    print(f"{'env':<40} {'env-steps/s':>14} {'vs single':>10}")
+    sizes = {name: int(name.split("N=")[1].split()[0]) if "N=" in name else 1 for name in rows}
+    print(f"{'env':<40} {'env-steps/s':>14} {'us/step':>10} {'vs single':>10}")
     for name, rate in rows.items():
-        print(f"{name:<40} {rate:>14,.0f} {rate / single:>10.1f}")
+        us = sizes[name] / rate * 1e6
+        print(f"{name:<40} {rate:>14,.0f} {us:>10.1f} {rate / single:>10.1f}")
+    goal = "GelatoVectorEnv N=1024 [batched]"
+    if goal in rows:
+        ratio = rows[goal] / single
+        print(f"goal: {goal} at {ratio:.1f}x the single env (>= 50x: {ratio >= 50})")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "env_steps": args.env_steps,
         "trace": "micro (synthetic statistics)" if args.trace is None else args.trace,
+        "info": "full (all STEP_INFO_KEYS, fresh arrays every step)",
         "python": platform.python_version(),
         "machine": platform.machine(),
         "env_steps_per_s": rows,

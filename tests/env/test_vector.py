@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from gelato_env.env import GelatoEnv
 from gelato_env.sd.exit_rules import (
+    EXIT_RULES,
     AdaEDL,
     ConfidenceStop,
     EntropyBucket,
@@ -140,6 +142,43 @@ def test_per_env_rng_reproduces_sync_vector_env(trace_path: str, name: str, auto
 def test_per_env_rng_reproduces_every_exit_rule(trace_path: str, micro_trace, rule: str) -> None:  # type: ignore[no-untyped-def]
     params = _quantile_params(micro_trace)[rule]
     _compare({"trace_path": trace_path, "exit_rule": rule, "exit_params": params}, "same_step", 40)
+
+
+@dataclass(frozen=True)
+class _StopBelow:
+    """A custom exit rule (not one the vector env tabulates): stop after max-prob < min_prob."""
+
+    name: ClassVar[str] = "stop_below"
+    min_prob: float = 0.5
+
+    def stop_after(self, entropy: np.ndarray, max_prob: np.ndarray) -> int:
+        hits = np.flatnonzero(max_prob < self.min_prob)
+        return int(hits[0]) + 1 if hits.size else 0
+
+
+def test_per_env_rng_reproduces_a_custom_exit_rule(
+    trace_path: str, micro_trace: Trace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(EXIT_RULES, _StopBelow.name, _StopBelow)
+    min_prob = float(np.quantile(np.asarray(micro_trace.max_prob), 0.3))
+    kwargs = {"trace_path": trace_path, "exit_rule": "stop_below"}
+    assert GelatoVectorEnv(2, **kwargs)._tables.lengths is None  # the per-step path
+    _compare({**kwargs, "exit_params": {"min_prob": min_prob}}, "same_step", 40)
+
+
+def test_step_infos_stay_valid_after_later_steps(trace_path: str) -> None:
+    env = GelatoVectorEnv(6, trace_path=trace_path, rng="per_env", max_new_tokens=10)
+    env.reset(seed=0)
+    gen = np.random.default_rng(0)
+    infos = [env.step(gen.integers(0, 9, size=6))[4] for _ in range(12)]
+    assert any("final_info" in info for info in infos)  # resets happened in between
+    env.reset(seed=0)
+    gen = np.random.default_rng(0)
+    for info in infos:  # a replay of the same steps: the kept infos were not overwritten
+        again = env.step(gen.integers(0, 9, size=6))[4]
+        for key in STEP_INFO_KEYS:
+            np.testing.assert_array_equal(info[key], again[key], err_msg=key)
+            np.testing.assert_array_equal(info[f"_{key}"], again[f"_{key}"], err_msg=key)
 
 
 def _synthetic_sampled_trace(root: Path, n_prompts: int = 4, length: int = 30, g: int = 8) -> str:
