@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-all lint type bench check clean
+.PHONY: install demo pair trace test test-all lint type bench check clean
 
 install: $(STAMP)
 
@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	$(BIN)/python scripts/evaluate.py
+
+pair: install
+	$(BIN)/python scripts/build_default_pair.py
+
+trace: install
+	$(BIN)/python scripts/record_traces.py
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -37,8 +37,10 @@ class Prompt:
     Attributes:
         id: ``"stdlib/<relative path>:<line>"``, the 1-based line of the ``def``/``class``
             header the prompt ends with, e.g. ``"stdlib/json/decoder.py:120"``.
-        text: the prompt, a prefix of the file that starts at a line boundary and ends right
-            after the header line (newline included), so the model continues with the body.
+        text: the prompt, a prefix of the file that starts at a line boundary and ends with
+            the header line *without* its newline, so the model continues with the body. (A
+            trailing bare newline would split the newline+indent whitespace token the BPE
+            learned, an out-of-distribution boundary after which small models emit blank lines.)
     """
 
     id: str
@@ -128,7 +130,7 @@ def _file_prompts(text: str, name: str, prompt_chars: int, min_chars: int) -> li
             start_line -= 1
         start = int(ends[start_line]) - len(lines[start_line])
         if min_chars <= stop - start <= prompt_chars:
-            prompts.append(Prompt(id=f"stdlib/{name}:{i + 1}", text=text[start:stop]))
+            prompts.append(Prompt(id=f"stdlib/{name}:{i + 1}", text=text[start : stop - 1]))
     return prompts
 
 
@@ -142,7 +144,7 @@ def held_out_prompts(
 ) -> list[Prompt]:
     """``n`` code prompts from the held-out files, deterministic in (Python version, seed).
 
-    Each candidate ends right after a ``def``/``class`` header line and starts at the earliest
+    Each candidate ends with a ``def``/``class`` header line (no newline) and starts at the earliest
     line boundary that keeps it within ``prompt_chars`` characters; candidates shorter than
     half of ``prompt_chars`` are dropped. ``n`` candidates are drawn without replacement with
     ``numpy.random.default_rng(seed)`` from the candidate list sorted by (file, line), and

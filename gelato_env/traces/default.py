@@ -22,6 +22,7 @@ from gelato_env.traces.store import HEADER_FILE, Trace, load_trace
 
 DEFAULT_N_PROMPTS = 200
 DEFAULT_RECORD = RecordConfig(gamma_max=8, max_new_tokens=128, temperature=0.0, p_top=0.9)
+DEFAULT_MAX_PROMPT_TOKENS = 96  # 96 prompt + 128 new + 8 draft tokens fit the 256-token context
 CACHE_ENV_VAR = "GELATO_CACHE_DIR"
 
 
@@ -58,7 +59,12 @@ def default_trace_path(
     from gelato_env.sd.default_pair import DefaultPairConfig
 
     settings = {k: v for k, v in asdict(config).items() if k not in ("batch_positions",)}
-    key = {"pair": DefaultPairConfig().config_hash(), "n_prompts": n_prompts, **settings}
+    key = {
+        "pair": DefaultPairConfig().config_hash(),
+        "n_prompts": n_prompts,
+        "max_prompt_tokens": DEFAULT_MAX_PROMPT_TOKENS,
+        **settings,
+    }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = _cache_root(cache_dir) / "traces" / f"default-{digest}"
     if build and not (path / HEADER_FILE).is_file():
@@ -78,7 +84,9 @@ def _build(
     from gelato_env.traces.recorder import record_trace
 
     pair = load_default_pair(None if cache_dir is None else Path(cache_dir), progress=progress)
-    prompts = heldout_prompts(pair.tokenizer, n_prompts)
+    prompts = heldout_prompts(
+        pair.tokenizer, n_prompts, max_prompt_tokens=DEFAULT_MAX_PROMPT_TOKENS
+    )
     record_trace(pair, prompts, path, config, prompt_set=f"heldout:{n_prompts}", progress=progress)
 
 

@@ -115,7 +115,7 @@ def tokenize_prompts(
 
 
 def heldout_prompts(
-    tokenizer: Any, n: int, *, max_prompt_tokens: int | None = 128
+    tokenizer: Any, n: int, *, max_prompt_tokens: int | None = 96
 ) -> list[PromptTokens]:
     """The default pair's ``n`` held-out prompts (see :mod:`gelato_env.sd.corpus`), tokenized."""
     if n < 1:

@@ -387,6 +387,31 @@ def _load_chunk(path: Path, prompt: PromptTokens) -> dict[str, npt.NDArray[Any]]
     return chunk
 
 
+def _context_limit(model: Any) -> int | None:
+    """Largest sequence a model's position embeddings take, or None when unbounded/unknown."""
+    config = model.config
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _check_context(pair: ModelPair, prompts: Sequence[PromptTokens], cfg: RecordConfig) -> None:
+    """Refuse, before any work, a prompt whose recording would overrun a model's context."""
+    longest = max(prompts, key=lambda p: len(p.token_ids))
+    needed = len(longest.token_ids) + cfg.max_new_tokens + cfg.gamma_max
+    for side, model in (("draft", pair.draft), ("target", pair.target)):
+        limit = _context_limit(model)
+        if limit is not None and needed > limit:
+            raise ValueError(
+                f"prompt {longest.id!r} has {len(longest.token_ids)} tokens; with max_new_tokens="
+                f"{cfg.max_new_tokens} and gamma_max={cfg.gamma_max} recording needs {needed} "
+                f"positions but the {side} model takes {limit}: shorten the prompts "
+                "(max_prompt_tokens) or max_new_tokens"
+            )
+
+
 def record_trace(
     pair: ModelPair,
     prompts: Sequence[PromptTokens],
@@ -419,6 +444,7 @@ def record_trace(
     ids = [p.id for p in prompts]
     if len(set(ids)) != len(ids):
         raise ValueError(f"prompt ids must be unique, got duplicates in {ids}")
+    _check_context(pair, prompts, cfg)
     root = Path(directory)
     (root / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
     meta = _manifest(pair, cfg, prompt_set)

@@ -64,8 +64,9 @@ def test_held_out_prompts_deterministic_and_well_formed() -> None:
         lines = corpus.read_source(corpus.stdlib_root() / match.group(1)).splitlines(keepends=True)
         line = int(match.group(2))
         assert lines[line - 1].lstrip().startswith(corpus.PROMPT_HEADER_PREFIXES)
-        assert "".join(lines[:line]).endswith(p.text)
-        before = "".join(lines[:line])[: -len(p.text)]
+        assert not p.text.endswith("\n")
+        assert "".join(lines[:line]).endswith(p.text + "\n")
+        before = "".join(lines[:line])[: -len(p.text) - 1]
         assert before == "" or before.endswith("\n")
 
 
