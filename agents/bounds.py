@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -502,3 +503,52 @@ def _certify(problem: _Problem, lam: float, mus: Sequence[float], rel_tol: float
                 return candidate
         step *= 4.0
     return math.inf
+
+
+def bounds_from_runs(
+    runs: Sequence[Any],
+    *,
+    v: float | None,
+    system: SystemParams,
+    budget: EnergyBudget,
+    trace: Any,
+    max_new_tokens: int,
+    prompt_indices: Sequence[int] | None = None,
+    clairvoyant: bool = True,
+) -> dict[str, float]:
+    """GELATO's bounds for a set of evaluated runs (``agents.evaluation.AgentRun``).
+
+    - ``dpp_upper_tps`` = R_GELATO + B_0/V (needs a ``gelato`` run and its V): the
+      drift-plus-penalty bound on the optimal throughput, with B_0 from the rates GELATO saw.
+    - ``clairvoyant_upper_tps``: the offline optimum on the same trace positions and channel
+      draws (needs a ``target_only`` run: its one-token rounds reveal each episode's rate per
+      round, which every agent sees under i.i.d. block fading with the same seeds).
+
+    Args:
+        runs: the evaluated runs.
+        v: GELATO's V, or None to skip the DPP bound.
+        system: the env's system parameters.
+        budget: the env's energy budget.
+        trace: the replayed trace (greedy).
+        max_new_tokens: the env's generation cap.
+        prompt_indices: trace prompt index of each env prompt index (None: identity).
+        clairvoyant: also compute the clairvoyant bound.
+    """
+    bounds: dict[str, float] = {}
+    gelato = next((r for r in runs if r.agent == "gelato"), None)
+    if gelato is not None and v is not None:
+        dpp = dpp_gap_bound(
+            system, budget, float(v), rate_quantiles(gelato.rounds["rate_bps"]),
+            int(np.max(trace.topp_size)),
+        )  # fmt: skip
+        tps = gelato.metrics()["throughput_tps"]
+        bounds.update(gelato_tps=tps, dpp_gap_tps=dpp.gap_tps, dpp_upper_tps=dpp.upper_tps(tps))
+    target = next((r for r in runs if r.agent == "target_only"), None)
+    if clairvoyant and target is not None and trace.header.greedy:
+        index = list(range(trace.n_prompts)) if prompt_indices is None else list(prompt_indices)
+        trace_prompts = [index[i] for i in target.prompts]
+        lengths = [min(int(trace.lengths[p]), max_new_tokens) for p in trace_prompts]
+        rates = np.split(target.rounds["rate_bps"], np.cumsum(lengths)[:-1])
+        episodes = episodes_from_trace(trace, trace_prompts, rates, max_new_tokens)
+        bounds["clairvoyant_upper_tps"] = clairvoyant_bound(episodes, system, budget).upper_tps
+    return bounds

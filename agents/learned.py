@@ -212,12 +212,7 @@ def compare_with_agents(
         seed: seed of the first episode.
         clairvoyant: also compute the clairvoyant offline bound.
     """
-    from agents.bounds import (
-        clairvoyant_bound,
-        dpp_gap_bound,
-        episodes_from_trace,
-        rate_quantiles,
-    )
+    from agents.bounds import bounds_from_runs
     from agents.evaluation import markdown_table, results_table, run_agent, write_results
     from agents.registry import make_agent
     from agents.training import PromptSubset, build_backend
@@ -241,27 +236,18 @@ def compare_with_agents(
     rows = results_table(runs)
     write_results(rows, run_dir)
 
-    bounds: dict[str, float] = {}
-    gelato = next(((r, p) for r, (_, _, p) in zip(runs, policies, strict=True)
-                   if r.agent == "gelato"), None)  # fmt: skip
     env = make_env({})
-    params, budget = env.params, EnergyBudget(env.config.budget_mode, env.config.budget_value)
-    trace = env.backend.inner.trace  # type: ignore[attr-defined]
-    if gelato is not None:
-        run, policy = gelato
-        dpp = dpp_gap_bound(params, budget, float(policy.v),  # type: ignore[attr-defined]
-                            rate_quantiles(run.rounds["rate_bps"]),
-                            int(np.max(trace.topp_size)))  # fmt: skip
-        tps = run.metrics()["throughput_tps"]
-        bounds.update(gelato_tps=tps, dpp_gap_tps=dpp.gap_tps, dpp_upper_tps=dpp.upper_tps(tps))
-    target = next((r for r in runs if r.agent == "target_only"), None)
-    if clairvoyant and target is not None:
-        trace_prompts = [prompt_indices[i] for i in target.prompts]
-        lengths = [min(int(trace.lengths[p]), env.backend.max_new_tokens) for p in trace_prompts]
-        ends = np.cumsum(lengths)
-        rates = np.split(target.rounds["rate_bps"], ends[:-1])
-        episodes = episodes_from_trace(trace, trace_prompts, rates, env.backend.max_new_tokens)
-        bounds["clairvoyant_upper_tps"] = clairvoyant_bound(episodes, params, budget).upper_tps
+    gelato_policy = next((p for _, name, p in policies if name == "gelato"), None)
+    bounds = bounds_from_runs(
+        runs,
+        v=None if gelato_policy is None else float(gelato_policy.v),  # type: ignore[attr-defined]
+        system=env.params,
+        budget=EnergyBudget(env.config.budget_mode, env.config.budget_value),
+        trace=env.backend.inner.trace,  # type: ignore[attr-defined]
+        max_new_tokens=env.backend.max_new_tokens,
+        prompt_indices=prompt_indices,
+        clairvoyant=clairvoyant,
+    )
     env.close()
 
     lines = [markdown_table(rows), ""]

@@ -91,7 +91,12 @@ def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
         check_lossless(runs, reference)
     rows = results_table(runs)
     write_results(rows, out_dir)
+    bounds = gelato_bounds(cfg, env_kwargs, runs, overrides)
+    lines = [f"- {key}: {value:.3f} tokens/s" for key, value in bounds.items()]
+    with (out_dir / "results.md").open("a") as f:
+        f.write("\n" + "\n".join(lines) + "\n")
     print(markdown_table(rows))
+    print("\n".join(lines))
 
     # 2. sweeps and plots
     plots = out_dir / "plots"
@@ -105,6 +110,25 @@ def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
     log_wandb(cfg, rows, runs, out_dir)
     print(f"results: {out_dir / 'results.md'}  plots: {plots}")
     return rows
+
+
+def gelato_bounds(cfg: DictConfig, env_kwargs: dict[str, Any], runs: list[AgentRun],
+                  overrides: dict[str, Any]) -> dict[str, float]:  # fmt: skip
+    """R_GELATO + B_0/V and the clairvoyant optimum on this evaluation's trace and channel draws."""
+    from agents.bounds import bounds_from_runs
+    from gelato_env.system import EnergyBudget
+
+    env = GelatoEnv(**env_kwargs)
+    v = None
+    if "gelato" in cfg.agents:
+        v = float(load_agent("gelato", overrides)[2].get("v", 1.0))
+    bounds = bounds_from_runs(
+        runs, v=v, system=env.params,
+        budget=EnergyBudget(env.config.budget_mode, env.config.budget_value),
+        trace=env.backend.trace, max_new_tokens=env.backend.max_new_tokens,
+    )  # fmt: skip
+    env.close()
+    return bounds
 
 
 def run_sweeps(cfg: DictConfig, env_kwargs: dict[str, Any], overrides: dict[str, Any],
@@ -156,10 +180,6 @@ def log_wandb(cfg: DictConfig, rows: list[dict[str, Any]], runs: list[AgentRun],
         for key in ("mean_accepted", "mean_planned_budget", "mean_drafted"):
             if key in row:
                 run.summary[f"sd/{label}/{key}"] = row[key]
-    keys = list(rows[0])
-    run.log(
-        {"charts/results": wandb.Table(columns=keys, data=[[r.get(k) for k in keys] for r in rows])}
-    )
     gelato = next((r for r in runs if r.agent == "gelato"), None)
     if gelato is not None:
         rounds = gelato.rounds
@@ -168,6 +188,10 @@ def log_wandb(cfg: DictConfig, rows: list[dict[str, Any]], runs: list[AgentRun],
                     "sd/realized_gamma": rounds["n_drafted"][k],
                     "energy/queue_j": rounds["queue"][k]}  # fmt: skip
             run.log(step, step=k)
+    keys = list(rows[0])
+    run.log(
+        {"charts/results": wandb.Table(columns=keys, data=[[r.get(k) for k in keys] for r in rows])}
+    )
     for png in sorted((out_dir / "plots").glob("*.png")):
         run.log({f"charts/{png.stem}": wandb.Image(str(png))})
     run.finish()
