@@ -444,6 +444,11 @@ class LiveBackend:
         return self.decoder.n_generated
 
     @property
+    def output_ids(self) -> list[int]:
+        """Tokens generated so far in the current generation."""
+        return self.decoder.output_ids
+
+    @property
     def done(self) -> bool:
         """The current generation has ended."""
         return self.decoder.done
