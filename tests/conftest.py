@@ -26,8 +26,14 @@ def _micro_gpt2(n_layer: int, n_embd: int, seed: int):  # type: ignore[no-untype
 
     torch.manual_seed(seed)
     cfg = GPT2Config(
-        vocab_size=MICRO_VOCAB, n_positions=256, n_embd=n_embd, n_layer=n_layer, n_head=2,
-        bos_token_id=0, eos_token_id=1, pad_token_id=1,
+        vocab_size=MICRO_VOCAB,
+        n_positions=256,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=2,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
     )
     return GPT2LMHeadModel(cfg).eval()
 
@@ -38,9 +44,16 @@ def _micro_llama(seed: int):  # type: ignore[no-untyped-def]
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(
-        vocab_size=MICRO_VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
-        bos_token_id=0, eos_token_id=1, pad_token_id=1,
+        vocab_size=MICRO_VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
     )
     return LlamaForCausalLM(cfg).eval()
 
@@ -65,9 +78,7 @@ MICRO_TRACE_GAMMA_MAX = 8
 def micro_prompts(n: int, seed: int = 7) -> list[list[int]]:
     """``n`` random prompts of 4..12 token ids in 2..MICRO_VOCAB-1 (synthetic, no EOS/BOS)."""
     gen = np.random.default_rng(seed)
-    return [
-        gen.integers(2, MICRO_VOCAB, size=int(gen.integers(4, 13))).tolist() for _ in range(n)
-    ]
+    return [gen.integers(2, MICRO_VOCAB, size=int(gen.integers(4, 13))).tolist() for _ in range(n)]
 
 
 @pytest.fixture(scope="session")
@@ -85,11 +96,17 @@ def micro_trace(micro_pair, tmp_path_factory):  # type: ignore[no-untyped-def]
         for i, p in enumerate(micro_prompts(MICRO_TRACE_PROMPTS))
     ]
     cfg = RecordConfig(
-        gamma_max=MICRO_TRACE_GAMMA_MAX, max_new_tokens=MICRO_TRACE_NEW_TOKENS,
-        batch_positions=16, num_threads=1,
+        gamma_max=MICRO_TRACE_GAMMA_MAX,
+        max_new_tokens=MICRO_TRACE_NEW_TOKENS,
+        batch_positions=16,
+        num_threads=1,
     )
     trace, _ = record_trace(
-        pair, prompts, tmp_path_factory.mktemp("micro_trace"), cfg, prompt_set="micro",
+        pair,
+        prompts,
+        tmp_path_factory.mktemp("micro_trace"),
+        cfg,
+        prompt_set="micro",
         progress=False,
     )
     return trace

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import MICRO_TRACE_GAMMA_MAX, MICRO_TRACE_NEW_TOKENS, micro_prompts
 
 from gelato_env.sd.models import ModelPair
 from gelato_env.traces import TraceError
 from gelato_env.traces import recorder as recorder_module
 from gelato_env.traces.prompts import PromptTokens
 from gelato_env.traces.recorder import RecordConfig, record_trace
+from tests.conftest import MICRO_TRACE_GAMMA_MAX, MICRO_TRACE_NEW_TOKENS, micro_prompts
 
 
 def _same_setup_as_micro_trace(micro_pair):  # type: ignore[no-untyped-def]

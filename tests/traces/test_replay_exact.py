@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import micro_prompts
 
 from gelato_env.sd.engine import LiveBackend, SpeculativeDecoder
 from gelato_env.sd.exit_rules import (
@@ -20,6 +19,7 @@ from gelato_env.sd.round import RoundBackend, RoundResult
 from gelato_env.traces import ReplayBackend, Trace
 from gelato_env.traces.prompts import PromptTokens
 from gelato_env.traces.recorder import RecordConfig, record_trace
+from tests.conftest import micro_prompts
 
 
 @pytest.fixture(autouse=True, scope="module")
