@@ -28,6 +28,20 @@ from gelato_env.registration import ENV_ID
 RESULTS = Path(__file__).resolve().parent / "results" / "env.json"
 
 
+def bench_trace(arg: str | None, tmp: Path) -> tuple[str, str]:
+    """The trace to step on and its label: ``arg``, else the cached default trace (real models),
+    else a freshly recorded micro trace (synthetic statistics; only the speed is meaningful)."""
+    if arg is not None:
+        return arg, arg
+    from gelato_env.traces.default import default_trace_path
+    from gelato_env.traces.store import HEADER_FILE
+
+    default = default_trace_path(build=False)
+    if (default / HEADER_FILE).is_file():
+        return str(default), f"default trace {default.name}"
+    return micro_trace_path(tmp / "trace"), "micro (synthetic statistics)"
+
+
 def micro_trace_path(out: Path) -> str:
     """Record a synthetic micro trace (random-init GPT-2 pair, vocab 64): 6 prompts x 40 tokens."""
     import torch
@@ -82,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        trace = args.trace or micro_trace_path(Path(tmp) / "trace")
+        trace, trace_label = bench_trace(args.trace, Path(tmp))
         rows = {"CartPole-v1": steps_per_second(gym.make("CartPole-v1").unwrapped, args.steps)}
         for mode in ("budget", "budget_threshold", "per_token"):
             env = gym.make(ENV_ID, trace_path=trace, action_mode=mode).unwrapped
@@ -95,7 +109,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "steps": args.steps,
-        "trace": "micro (synthetic statistics)" if args.trace is None else args.trace,
+        "trace": trace_label,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "steps_per_s": rows,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_env import micro_trace_path
+from bench_env import bench_trace
 
 from gelato_env.env import GelatoEnv
 from gelato_env.vector import GelatoVectorEnv, make_sb3_vec_env
@@ -55,7 +55,7 @@ def main() -> None:
 
     rows: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        trace = args.trace or micro_trace_path(Path(tmp) / "trace")
+        trace, trace_label = bench_trace(args.trace, Path(tmp))
         vector = make_sb3_vec_env(GelatoVectorEnv(args.envs, trace_path=trace))
         rows[f"PPO on GelatoVectorEnv N={args.envs}"] = train_steps_per_second(
             vector, args.timesteps, args.n_steps
@@ -74,7 +74,7 @@ def main() -> None:
     result = {
         "envs": args.envs,
         "timesteps": args.timesteps,
-        "trace": "micro (synthetic statistics)" if args.trace is None else args.trace,
+        "trace": trace_label,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "timesteps_per_s": rows,

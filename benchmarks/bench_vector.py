@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_env import micro_trace_path, steps_per_second
+from bench_env import bench_trace, steps_per_second
 
 from gelato_env.env import GelatoEnv
 from gelato_env.vector import GelatoVectorEnv
@@ -64,7 +64,7 @@ def main() -> None:
 
     rows: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        trace = args.trace or micro_trace_path(Path(tmp) / "trace")
+        trace, trace_label = bench_trace(args.trace, Path(tmp))
         single = steps_per_second(GelatoEnv(trace_path=trace), args.sync_env_steps)
         rows["single GelatoEnv"] = single
         print(f"{'single GelatoEnv':<40} {single:>14,.0f}", flush=True)
@@ -94,7 +94,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "env_steps": args.env_steps,
-        "trace": "micro (synthetic statistics)" if args.trace is None else args.trace,
+        "trace": trace_label,
         "info": "full (all STEP_INFO_KEYS, fresh arrays every step)",
         "python": platform.python_version(),
         "machine": platform.machine(),
