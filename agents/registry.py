@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agents.base import AnalyticPolicy
@@ -55,3 +58,39 @@ def make_agent(name: str, **params: Any) -> AnalyticPolicy:
         return AGENTS[name](**params)
     except TypeError as err:
         raise ValueError(f"agent {name!r} got bad parameters {sorted(params)}: {err}") from err
+
+
+#: the named agent presets (``conf/agent/<preset>.yaml``: registry ``name``, row ``label``,
+#: constructor ``params``), shared by ``scripts/evaluate.py``, ``scripts/train.py`` and the sweep
+PRESET_DIR = Path(__file__).resolve().parent.parent / "conf" / "agent"
+
+
+@dataclass(frozen=True)
+class AgentPreset:
+    """A named agent configuration: which registry agent, its table label and parameters."""
+
+    name: str
+    label: str
+    params: dict[str, Any]
+
+
+def load_preset(preset: str, overrides: Mapping[str, Any] | None = None) -> AgentPreset:
+    """The preset ``conf/agent/<preset>.yaml``, its params updated with ``overrides[label]``.
+
+    Raises:
+        ValueError: no such preset file (the message lists the known presets), or a preset
+            naming an unknown agent.
+    """
+    import yaml
+
+    path = PRESET_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+        raise ValueError(f"unknown agent config {preset!r} ({path}); known: {known}")
+    spec = yaml.safe_load(path.read_text()) or {}
+    name, label = str(spec.get("name", preset)), str(spec.get("label", preset))
+    if name not in AGENTS:
+        raise ValueError(f"{path}: unknown agent {name!r}; known agents: {sorted(AGENTS)}")
+    params = dict(spec.get("params") or {})
+    params.update((overrides or {}).get(label, {}))
+    return AgentPreset(name, label, params)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.evaluation import AgentRun, results_table, run_agent, write_results
+from agents.registry import load_preset
 
 SWEEP_BACKENDS = ("ray", "local")
 
@@ -50,12 +51,13 @@ def sweep_grid(
     """The Cartesian product of agents and env settings.
 
     Args:
-        agents: agent registry names.
+        agents: agent presets (``conf/agent/<preset>.yaml``, e.g. ``static_topp``; see
+            :func:`agents.registry.load_preset`).
         grid: env keyword -> values, e.g. ``{"budget_value": [0.1, 0.2]}``.
-        agent_params: per-agent constructor parameters.
+        agent_params: per-preset-label constructor parameters, over the preset's own.
 
-    >>> [p.label for p in sweep_grid(["static"], {"budget_value": [0.1, 0.2]})]
-    ['static[budget_value=0.1]', 'static[budget_value=0.2]']
+    >>> [p.label for p in sweep_grid(["static_topp"], {"budget_value": [0.1, 0.2]})]
+    ['static_topp[budget_value=0.1]', 'static_topp[budget_value=0.2]']
     """
     if not agents:
         raise ValueError("agents must not be empty")
@@ -65,15 +67,16 @@ def sweep_grid(
     keys = list(grid)
     points = []
     for agent in agents:
+        preset = load_preset(agent, agent_params)
         for values in itertools.product(*(grid[k] for k in keys)):
             overrides = dict(zip(keys, values, strict=True))
             suffix = ",".join(f"{k}={v}" for k, v in overrides.items())
             points.append(
                 SweepPoint(
-                    agent=agent,
+                    agent=preset.name,
                     env_overrides=overrides,
-                    agent_params=dict((agent_params or {}).get(agent, {})),
-                    label=f"{agent}[{suffix}]" if suffix else agent,
+                    agent_params=preset.params,
+                    label=f"{preset.label}[{suffix}]" if suffix else preset.label,
                 )
             )
     return points
@@ -163,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """CLI: run a sweep and write ``results.csv`` / ``results.md`` into ``--out``."""
     parser = argparse.ArgumentParser(description="gelato evaluation sweep (Ray-fanned)")
     parser.add_argument("--trace", default=None, help="trace directory (default: built-in)")
-    parser.add_argument("--agents", nargs="+", default=["gelato", "static", "dssd"])
+    parser.add_argument("--agents", nargs="+", default=["gelato", "static_topp", "dssd"])
     parser.add_argument("--grid", nargs="*", default=[], help="env key=v1,v2 ...")
     parser.add_argument("--episodes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)

@@ -28,22 +28,13 @@ from agents.evaluation import (
     write_results,
 )
 from agents.plots import plot_sweep, plot_timeline, plot_v_tradeoff
-from agents.registry import make_agent
+from agents.registry import load_preset, make_agent
 from gelato_env.env import GelatoEnv
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def load_agent(name: str, overrides: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    path = CONF_DIR / "agent" / f"{name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in (CONF_DIR / "agent").glob("*.yaml"))
-        raise ValueError(f"unknown agent config {name!r}; known: {known}")
-    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    assert isinstance(cfg, dict)
-    params = dict(cfg.get("params") or {})
-    params.update(overrides.get(cfg["label"], {}))
-    return str(cfg["name"]), str(cfg["label"]), params
+    preset = load_preset(name, overrides)
+    return preset.name, preset.label, preset.params
 
 
 def evaluate(cfg: DictConfig, env_kwargs: dict[str, Any], agents: list[str], n_episodes: int,

@@ -279,13 +279,10 @@ def main_impl(cfg: DictConfig) -> dict[str, Any]:  # noqa: C901 (linear, top to 
 
 
 def load_agent_config(name: str) -> tuple[str, str, dict[str, Any]]:
-    path = CONF_DIR / "agent" / f"{name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in (CONF_DIR / "agent").glob("*.yaml"))
-        raise ValueError(f"unknown agent config {name!r}; known: {known}")
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    assert isinstance(data, dict)
-    return str(data["name"]), str(data["label"]), dict(data.get("params") or {})
+    from agents.registry import load_preset
+
+    preset = load_preset(name)
+    return preset.name, preset.label, preset.params
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -56,7 +56,7 @@ def test_ray_recording_equals_single_process(
 
 
 def test_ray_sweep_equals_local_sweep(local_ray, micro_trace) -> None:  # type: ignore[no-untyped-def]
-    points = sweep_grid(["static", "gelato"], {"budget_value": [0.1, 0.3]})
+    points = sweep_grid(["static_topp", "gelato"], {"budget_value": [0.1, 0.3]})
     env_kwargs = {"trace_path": str(micro_trace.path)}
     remote = run_sweep(points, env_kwargs, n_episodes=2, seed=1, backend="ray")
     local = run_sweep(points, env_kwargs, n_episodes=2, seed=1, backend="local")
