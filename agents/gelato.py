@@ -28,6 +28,7 @@ fires; :attr:`GelatoPolicy.last_plan` keeps the planned value and score for logg
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -141,9 +142,14 @@ class GelatoPolicy(AnalyticPolicy):
         topp = self.topp_size_mean
         if topp is None:
             topp = _trace_topp_mean(trace) if trace is not None else DEFAULT_TOPP_SIZE
-        if self.fit_acceptance:
-            if trace is None:
-                raise ValueError("fit_acceptance=True needs an env with a replay trace")
+        if self.fit_acceptance and trace is None:
+            warnings.warn(
+                f"fit_acceptance=True but the env has no replay trace (live backend): GELATO "
+                f"keeps alpha^(H) = {self.a} * exp({self.b} * H); pass a, b fitted on a trace "
+                "of the same pair (gelato_env.traces.fit) to match a replay run",
+                stacklevel=2,
+            )
+        elif self.fit_acceptance:
             from gelato_env.traces.fit import fit_alpha_from_trace
 
             fit = fit_alpha_from_trace(trace)

@@ -704,14 +704,16 @@ def _build_backend(config: EnvConfig, gamma_max: int) -> RoundBackend:
     return _build_live_backend(config, gamma_max)
 
 
-LIVE_N_PROMPTS = 16  # [D] held-out prompts served by the default live backend
+LIVE_N_PROMPTS = 16  # [D] the default trace's first prompts, served by the default live backend
 LIVE_MAX_NEW_TOKENS = 128  # [D] as the default trace records
 
 
 def _build_live_backend(config: EnvConfig, gamma_max: int) -> RoundBackend:
     """The live backend on gelato's default pair (greedy), over its held-out prompts.
 
-    Other model pairs: build a ``LiveBackend`` and pass it as ``backend=``.
+    It serves the default trace's first ``LIVE_N_PROMPTS`` prompts (same selection, same
+    truncation), so live prompt index i is replay prompt index i. Other model pairs: build a
+    ``LiveBackend`` and pass it as ``backend=``.
     """
     if config.model_pair != "default":
         raise ValueError(
@@ -720,11 +722,14 @@ def _build_live_backend(config: EnvConfig, gamma_max: int) -> RoundBackend:
         )
     from gelato_env.sd.default_pair import load_default_pair
     from gelato_env.sd.engine import LiveBackend, SpeculativeDecoder
+    from gelato_env.traces.default import DEFAULT_MAX_PROMPT_TOKENS, DEFAULT_N_PROMPTS
     from gelato_env.traces.prompts import heldout_prompts
 
     pair = load_default_pair()
     decoder = SpeculativeDecoder.from_pair(
         pair, gamma_max=gamma_max, max_new_tokens=config.max_new_tokens or LIVE_MAX_NEW_TOKENS
     )
-    prompts = heldout_prompts(pair.tokenizer, LIVE_N_PROMPTS)
+    prompts = heldout_prompts(
+        pair.tokenizer, DEFAULT_N_PROMPTS, max_prompt_tokens=DEFAULT_MAX_PROMPT_TOKENS
+    )[:LIVE_N_PROMPTS]
     return LiveBackend(decoder, [p.token_ids for p in prompts])

@@ -64,7 +64,8 @@ def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
     out_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     env_kwargs = OmegaConf.to_container(cfg.env, resolve=True)
     assert isinstance(env_kwargs, dict)
-    if env_kwargs.get("trace_path") is None:
+    replay = env_kwargs.get("backend", "replay") == "replay"
+    if replay and env_kwargs.get("trace_path") is None:
         from gelato_env.traces.default import default_trace_path  # built on first use (minutes)
 
         env_kwargs["trace_path"] = str(default_trace_path())
@@ -75,14 +76,10 @@ def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
     # 1. the comparison
     runs = evaluate(cfg, env_kwargs, list(cfg.agents), int(cfg.n_episodes), overrides, progress)
     if cfg.check_lossless:
-        from gelato_env.traces import load_trace
-
-        trace = load_trace(env_kwargs["trace_path"], verify=False)
-        reference = {i: trace.output_of(i).tolist() for i in range(trace.n_prompts)}
-        check_lossless(runs, reference)
+        check_lossless(runs, lossless_reference(env_kwargs, runs))
     rows = results_table(runs)
     write_results(rows, out_dir)
-    bounds = gelato_bounds(cfg, env_kwargs, runs, overrides)
+    bounds = gelato_bounds(cfg, env_kwargs, runs, overrides) if replay else {}
     lines = [f"- {key}: {value:.3f} tokens/s" for key, value in bounds.items()]
     with (out_dir / "results.md").open("a") as f:
         f.write("\n" + "\n".join(lines) + "\n")
@@ -101,6 +98,19 @@ def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
     log_wandb(cfg, rows, runs, out_dir)
     print(f"results: {out_dir / 'results.md'}  plots: {plots}")
     return rows
+
+
+def lossless_reference(env_kwargs: dict[str, Any], runs: list[AgentRun]) -> dict[int, list[int]]:
+    """Target-only greedy output per prompt: the trace's (replay) or target_only's run (live)."""
+    if env_kwargs.get("backend", "replay") == "replay":
+        from gelato_env.traces import load_trace
+
+        trace = load_trace(env_kwargs["trace_path"], verify=False)
+        return {i: trace.output_of(i).tolist() for i in range(trace.n_prompts)}
+    target = next((r for r in runs if r.agent == "target_only"), None)
+    if target is None:
+        raise ValueError("check_lossless on a live backend needs target_only among the agents")
+    return {p: list(out) for p, out in zip(target.prompts, target.outputs, strict=True)}
 
 
 def gelato_bounds(cfg: DictConfig, env_kwargs: dict[str, Any], runs: list[AgentRun],
