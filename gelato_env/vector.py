@@ -6,7 +6,8 @@ array per state variable (prompt row, position, energy queue, EMAs, channel stat
 those of :class:`~gelato_env.env.GelatoEnv` (``tests/env/test_vector.py`` checks them against
 ``gymnasium.vector.SyncVectorEnv`` of single envs).
 
-How a step stays cheap (on the dev machine ~95 us of numpy calls plus ~0.15 us per env, batched):
+How a step stays cheap (dev machine, cached default trace of 25,600 positions, batched: ~85 us
+of numpy calls plus ~0.15 us per env):
 
 * Per-position tables (:class:`_RoundTables`, built once from the trace): for a fixed exit rule
   the realized length is a pure function of (trace position, cap), so the rule runs once per
@@ -15,8 +16,17 @@ How a step stays cheap (on the dev machine ~95 us of numpy calls plus ~0.15 us p
   uplink payload and the mean entropy of the drafted tokens are gathered at (position, gamma),
   greedy acceptance from the leading match bits per position, costs from the ``round_cost``
   table at (gamma, rejected) plus the uplink term, and the queue from
-  :class:`~gelato_env.system.EnergyBudget` on arrays. Only the EMAs stay a loop over the (at
-  most gamma_max) drafted columns, so that their float operations are the single env's.
+  :class:`~gelato_env.system.EnergyBudget` on arrays. The per-(position, gamma) statistics sit in
+  one ``(n_pos (G + 1), 4)`` float64 table, so a step gathers one 32-byte row per env (random
+  positions in a large trace make every gather a cache miss; one gather, not three).
+* The EMAs (entropy, max-prob): in ``rng="per_env"`` mode a loop over the (at most gamma_max)
+  drafted columns, so that their float operations are the single env's (bit-identical). In
+  ``rng="batched"`` mode the closed form ``ema <- beta^gamma * ema + c[pos, gamma]``, with
+  ``c[pos, k]`` the EMA over the k drafted tokens from 0, tabulated once per trace: one gather
+  and two operations whatever gamma, equal to the loop up to float rounding (the last bits of
+  the float64 EMAs; batched mode promises statistical, not bitwise, equivalence anyway).
+* Per-env state vectors are 1D, or ``(2, N)`` for the EMA pair: numpy loops over the last axis,
+  and ``(N, 2)`` arrays would make every operation on them a length-2 inner loop.
 * The step's info arrays are the rows of three ``(K, N)`` blocks (float64, int64, bool), written
   with ``out=`` arguments; masking, scattering and zeroing reset envs are one call per block.
   The blocks are fresh every step, so info arrays stay valid after later steps.
@@ -34,7 +44,7 @@ Randomness (``rng=``), two modes:
   single env's trajectory; ``tests/env/test_vector.py`` checks the statistics instead.
 
 Greedy traces with a deterministic channel (``channel="trace"``) draw nothing per step, so the
-two modes then agree.
+two modes then agree (the EMAs up to float rounding, above).
 
 Autoreset (``autoreset_mode=``): ``"same_step"`` [D] (``AutoresetMode.SAME_STEP``, what SB3
 expects: a finished env is reset inside the step that ended it; ``infos["final_obs"]`` (shape
@@ -53,6 +63,7 @@ steps (the vectorized ``TimeLimit``).
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -215,8 +226,9 @@ class _RoundTables:
     of (position, gamma); a step gathers them at ``row * (G + 1) + cap`` (or ``+ gamma``)
     instead of running the rule and the per-token sums on ``(N, G)`` blocks. The tables hold
     exactly what the per-round arithmetic gives (the same float operations in the same order),
-    so the vector env stays bit-identical to the single env. Memory: about
-    ``(G + 1) * (16 + L) + 16 G + 25`` bytes per position (L threshold levels, else 1).
+    so the vector env stays bit-identical to the single env -- except the closed-form EMA
+    offsets, which only ``rng="batched"`` uses. Memory: about
+    ``(G + 1) * (32 + L) + 16 G + 25`` bytes per position (L threshold levels, else 1).
 
     Attributes:
         width: G + 1, the row stride of the flat tables.
@@ -224,11 +236,15 @@ class _RoundTables:
             ``budget`` mode, one per threshold level in ``budget_threshold`` mode); None for a
             custom rule (run per step by :func:`realized_lengths`).
         n_lead: shape ``(n_pos,)``, the greedy trace's leading match bits per position.
-        uplink_bits: flat, ``[row, gamma]`` -> the round's uplink payload, bits.
-        entropy_mean: flat, ``[row, gamma]`` -> mean entropy of the gamma drafted tokens, nats
-            (0 at gamma = 0).
-        ema_terms: shape ``(G, n_pos, 2)``, ``(1 - beta) * (H_j, p_max_j)``, the EMA increments.
-        ema_start: shape ``(n_pos, 2)``, ``(H_0, p_max_0)``, the EMAs of a prompt starting at a
+        drafted: shape ``(n_pos (G + 1), 4)``, float64, row ``row * (G + 1) + gamma`` -> the
+            round's uplink payload (bits, an integer), the mean entropy of the gamma drafted
+            tokens (nats, 0 at gamma = 0) and the EMAs after them from EMAs of 0 (the closed
+            form of ``rng="batched"``): one table, so that a step gathers one 32-byte row per
+            env rather than 3 rows from 3 tables (cache misses dominate on large traces).
+        ema_terms: shape ``(n_pos, G, 2)``, ``(1 - beta) * (H_j, p_max_j)``, the EMA increments
+            (the exact, token-by-token EMA of ``rng="per_env"``).
+        ema_decay_pow: shape ``(G + 1,)``, beta ** gamma.
+        ema_start: shape ``(2, n_pos)``, ``(H_0, p_max_0)``, the EMAs of a prompt starting at a
             position (the single env's ``peek(1)``).
         eos: shape ``(n_pos,)``, whether the target token at a position is EOS; None without EOS.
         latency_s, energy_j, draft_energy_j, idle_energy_j: flat, ``[gamma, rejected]`` ->
@@ -265,12 +281,25 @@ class _RoundTables:
         topp_sum = np.concatenate([zero.astype(np.int64), topp_sum], axis=1)  # (n_pos, G + 1)
         gammas = np.arange(g + 1)
         bits = uplink_bits(gammas[None, :], topp_sum, params.payload)  # topp reads topp_sum
-        self.uplink_bits = np.broadcast_to(bits, topp_sum.shape).astype(np.int64).reshape(-1)
+        bits = np.broadcast_to(bits, topp_sum.shape).astype(np.int64)
+        assert int(bits.max()) < 2**53, "uplink bits must be exact in float64"
         entropy_sum = np.concatenate([zero, np.cumsum(entropy, axis=1)], axis=1)
         mean = np.divide(entropy_sum, gammas, out=np.zeros_like(entropy_sum), where=gammas > 0)
-        self.entropy_mean = mean.reshape(-1)
-        self.ema_terms = np.stack([(1.0 - beta) * entropy.T, (1.0 - beta) * max_prob.T], axis=2)
-        self.ema_start = np.stack([entropy[:, 0], max_prob[:, 0]], axis=1)
+        # (n_pos, G, 2), C order: one 16 G-byte block per position (a strided table would make
+        # np.take copy all of it every step)
+        terms = np.stack([(1.0 - beta) * entropy, (1.0 - beta) * max_prob], axis=2)
+        self.ema_terms = np.ascontiguousarray(terms)
+        # the closed form: after gamma tokens ema = beta^gamma ema_0 + offset[row, gamma], the
+        # offset being the sequential EMA from 0 (equal to the loop up to float rounding)
+        offset = np.zeros((n_pos, g + 1, 2))
+        for j in range(g):
+            offset[:, j + 1] = beta * offset[:, j] + terms[:, j]
+        # one row of 32 bytes per (position, gamma): a step gathers them with one np.take
+        self.drafted = np.concatenate(
+            [bits[..., None].astype(np.float64), mean[..., None], offset], axis=2
+        ).reshape(-1, 4)
+        self.ema_decay_pow = beta ** np.arange(g + 1, dtype=np.float64)
+        self.ema_start = np.stack([entropy[:, 0], max_prob[:, 0]])
         eos = trace.header.eos_token_id
         self.eos = None if eos is None else np.asarray(trace.target_tokens) == eos
 
@@ -304,6 +333,10 @@ _LAYOUT = tuple(
     for b, keys in enumerate((_FLOAT_INFO, _INT_INFO, _BOOL_INFO))
     if key in keys
 )
+#: picks the ``STEP_INFO_KEYS`` rows out of the concatenated rows of the three blocks
+_ROW_ORDER = operator.itemgetter(
+    *(row + sum(len(k) for k in (_FLOAT_INFO, _INT_INFO, _BOOL_INFO)[:b]) for _, b, row in _LAYOUT)
+)
 _STEP_MASKS = tuple(f"_{k}" for k in STEP_INFO_KEYS if k not in RESET_INFO_KEYS)
 _RESET_MASKS = tuple(f"_{k}" for k in RESET_INFO_KEYS)
 
@@ -335,8 +368,8 @@ class _StepInfo:
     def views(self) -> dict[str, npt.NDArray[Any]]:
         """A new ``{key: (n,) row}`` dict in ``STEP_INFO_KEYS`` order (the rows are views)."""
         if self._views is None:
-            blocks = self.blocks
-            self._views = {key: blocks[b][row] for key, b, row in _LAYOUT}
+            rows = [*self.blocks[0], *self.blocks[1], *self.blocks[2]]  # row views, C speed
+            self._views = dict(zip(STEP_INFO_KEYS, _ROW_ORDER(rows), strict=True))
         return dict(self._views)
 
     def scattered(self, n: int, sel: IntArray) -> _StepInfo:
@@ -575,7 +608,9 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         self._used = np.zeros(n)  # _used_frac(energy_sum, allowance_sum), kept up to date
         self._rate = np.zeros(n)
         self._snr = np.zeros(n)
-        self._ema = np.zeros((n, 2))  # the entropy EMA and the max-prob EMA
+        # the entropy EMA and the max-prob EMA; (2, N), not (N, 2): numpy loops over the last
+        # axis, and a length-2 inner loop makes every operation on them several times slower
+        self._ema = np.zeros((2, n))
         self._all = np.arange(n)
         self._last_accepted = np.zeros(n, dtype=np.int64)
         self._last_budget = np.zeros(n, dtype=np.int64)
@@ -727,9 +762,9 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         self._start_prompts(idx)
         row0 = self._row0[idx]
         if self._max_new >= 2:  # the single env's peek(1): the first draft token's statistics
-            self._ema[idx] = np.take(self._tables.ema_start, row0, axis=0)
+            self._ema[:, idx] = self._tables.ema_start[:, row0]
         else:
-            self._ema[idx] = 0.0
+            self._ema[:, idx] = 0.0
         self._last_accepted[idx] = 0
         self._last_budget[idx] = 0
         self._elapsed[idx] = 0
@@ -747,6 +782,28 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         entropy = self._entropy[row].astype(np.float64)  # (n, G)
         max_prob = self._max_prob[row].astype(np.float64)
         return realized_lengths(self._exit_rule, entropy, max_prob, cap, thresholds)
+
+    def _emas(self, sel: Index, row: IntArray, gamma: IntArray, offset: FloatArray) -> FloatArray:
+        """The entropy and max-prob EMAs after the rounds' drafted tokens, shape ``(2, n)``.
+
+        ``per_env``: token by token as the single env (ema_j+1 = beta * ema_j + (1 - beta) x_j,
+        bit-identical); ``batched``: the closed form beta^gamma * ema + ``offset`` (the rounds'
+        ``_RoundTables.drafted`` EMA columns, shape ``(n, 2)``), equal up to float rounding.
+        """
+        tab = self._tables
+        if not self._random.exact:
+            ema = self._ema[:, sel] * tab.ema_decay_pow[gamma]
+            ema += offset.T
+            return ema
+        n = gamma.shape[0]
+        n_steps = int(gamma.max(initial=0))
+        terms = np.take(tab.ema_terms, row, axis=0)  # (n, G, 2)
+        emas = np.empty((n_steps + 1, 2, n))  # emas[j]: after j drafted tokens
+        emas[0] = self._ema[:, sel]
+        for j in range(n_steps):
+            np.multiply(emas[j], self._beta, out=emas[j + 1])
+            emas[j + 1] += terms[:, j].T
+        return emas[gamma, :, self._all[:n]].T
 
     def _play(
         self, sel: Index, budget: IntArray, levels: IntArray | None
@@ -778,8 +835,11 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         # the round's cost: round_cost at zero uplink bits + the uplink time S_up / R
         rejected = n_accepted < gamma
         cost_idx = 2 * gamma + rejected
-        up_bits = np.take(tab.uplink_bits, drafted, out=info["uplink_bits"])
-        np.take(tab.downlink_bits, rejected, out=info["downlink_bits"])
+        # (np.take: much faster than fancy indexing on 2D arrays, slower on 1D ones)
+        stats = np.take(tab.drafted, drafted, axis=0)  # (n, 4)
+        up_bits = stats[:, 0]
+        info["uplink_bits"][...] = up_bits
+        info["downlink_bits"][...] = tab.downlink_bits[rejected.view(np.int8)]
         rate = info["rate_bps"]
         rate[...] = self._rate[sel]
         info["snr_db"][...] = self._snr[sel]
@@ -787,8 +847,8 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         radio_energy_j = np.multiply(self._tx_power_w, uplink_time_s, out=info["radio_energy_j"])
         latency_s = np.add(tab.latency_s[cost_idx], uplink_time_s, out=info["latency_s"])
         energy_j = np.add(tab.energy_j[cost_idx], radio_energy_j, out=info["energy_j"])
-        np.take(tab.draft_energy_j, cost_idx, out=info["draft_energy_j"])
-        np.take(tab.idle_energy_j, cost_idx, out=info["idle_energy_j"])
+        info["draft_energy_j"][...] = tab.draft_energy_j[cost_idx]
+        info["idle_energy_j"][...] = tab.idle_energy_j[cost_idx]
         info["cost"][...] = energy_j
 
         # the energy queue and its accounting
@@ -802,19 +862,10 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         allowance_sum = self._allowance_sum[sel] + allowance_j
         info["budget_used_frac"][...] = _used_frac(energy_sum, allowance_sum)
 
-        # the EMAs, token by token as the single env: ema_j+1 = beta * ema_j + (1 - beta) x_j
-        # (np.take: much faster than fancy indexing on 2D / 3D arrays)
-        n_steps = int(gamma.max(initial=0))
-        terms = np.take(tab.ema_terms[:n_steps], row, axis=1)  # (n_steps, n, 2)
-        emas = np.empty((n_steps + 1, n, 2))  # emas[j]: after j drafted tokens
-        emas[0] = self._ema[sel]
-        for j in range(n_steps):
-            np.multiply(emas[j], self._beta, out=emas[j + 1])
-            emas[j + 1] += terms[j]
-        ema = np.take(emas.reshape(-1, 2), gamma * n + self._all[:n], axis=0)  # (n, 2)
-        info["entropy_ema_nats"][...] = ema[:, 0]
-        info["max_prob_ema"][...] = ema[:, 1]
-        np.take(tab.entropy_mean, drafted, out=info["entropy_mean_nats"])
+        ema = self._emas(sel, row, gamma, stats[:, 2:])
+        info["entropy_ema_nats"][...] = ema[0]
+        info["max_prob_ema"][...] = ema[1]
+        info["entropy_mean_nats"][...] = stats[:, 1]
 
         throughput = np.divide(n_tokens, latency_s, out=info["throughput_tps"])
         info["reward_throughput"][...] = throughput
@@ -837,7 +888,7 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         self._queue[sel], self._energy_sum[sel] = queue, energy_sum
         self._allowance_sum[sel] = allowance_sum
         self._used[sel] = info["budget_used_frac"]
-        self._ema[sel] = ema
+        self._ema[:, sel] = ema
         self._t[sel] = end
         self._last_accepted[sel] = n_accepted
         self._last_budget[sel] = budget
@@ -900,9 +951,9 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         obs[:, QUEUE] = np.minimum(self._queue[idx] * self._inv[0], hi[QUEUE])
         obs[:, RATE] = np.minimum(self._rate[idx] * self._inv[1], hi[RATE])
         obs[:, LATENCY] = self._latency_obs
-        ema = self._ema[idx]
-        obs[:, ENTROPY_EMA] = np.minimum(ema[:, 0] * self._inv_entropy, hi[ENTROPY_EMA])
-        obs[:, MAX_PROB_EMA] = ema[:, 1]
+        ema = self._ema[:, idx]
+        obs[:, ENTROPY_EMA] = np.minimum(ema[0] * self._inv_entropy, hi[ENTROPY_EMA])
+        obs[:, MAX_PROB_EMA] = ema[1]
         obs[:, LAST_ACCEPTED] = self._last_accepted[idx] * self._inv_gamma
         obs[:, LAST_BUDGET] = self._last_budget[idx] * self._inv_gamma
         obs[:, BUDGET_USED] = np.minimum(self._used[idx], hi[BUDGET_USED])

@@ -352,3 +352,18 @@ def test_sb3_trains_on_the_vector_env(trace_path: str) -> None:
     assert model.num_timesteps == 64
     with pytest.raises(ValueError, match="same_step"):
         make_sb3_vec_env(GelatoVectorEnv(2, trace_path=trace_path, autoreset_mode="next_step"))
+
+
+def test_batched_closed_form_emas_match_the_token_by_token_loop(trace_path: str) -> None:
+    """rng="batched": beta^k * ema + c[pos, k] equals the per-token EMA loop up to rounding."""
+    env = GelatoVectorEnv(1, trace_path=trace_path, ema_decay=0.7)
+    tab, g = env._tables, env.params.gamma_max
+    n_pos = tab.ema_terms.shape[0]
+    offsets = tab.drafted.reshape(n_pos, g + 1, 4)[:, :, 2:]
+    start = np.random.default_rng(0).uniform(0.0, 3.0, size=(n_pos, 2))
+    ema = start.copy()
+    for k in range(g + 1):
+        closed = tab.ema_decay_pow[k] * start + offsets[:, k]
+        np.testing.assert_allclose(closed, ema, rtol=1e-12, atol=1e-15, err_msg=f"k={k}")
+        if k < g:
+            ema = 0.7 * ema + tab.ema_terms[:, k]
