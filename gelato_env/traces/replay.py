@@ -27,7 +27,7 @@ import numpy as np
 
 from gelato_env.sd.exit_rules import ExitRule, realized_length
 from gelato_env.sd.round import DraftStats, RoundResult
-from gelato_env.traces.store import Trace, load_trace
+from gelato_env.traces.store import HEADER_FILE, Trace, check_request, load_trace
 
 
 class ReplayBackend:
@@ -58,7 +58,10 @@ class ReplayBackend:
         if not isinstance(trace, Trace):
             trace = load_trace(Path(trace))
         # re-run the metadata checks against the already-loaded trace (no I/O)
-        self._check(trace, max_new_tokens, gamma_max, temperature)
+        check_request(
+            trace.header, trace.path / HEADER_FILE, gamma_max=gamma_max,
+            max_new_tokens=max_new_tokens, temperature=temperature,
+        )  # fmt: skip
         self.trace = trace
         self._gamma_max = trace.gamma_max if gamma_max is None else gamma_max
         self._max_new = trace.header.max_new_tokens if max_new_tokens is None else max_new_tokens
@@ -86,29 +89,6 @@ class ReplayBackend:
         self._t = 0
         self._done = True
         self._rng: np.random.Generator | None = None
-
-    @staticmethod
-    def _check(
-        trace: Trace, max_new_tokens: int | None, gamma_max: int | None, temperature: float | None
-    ) -> None:
-        from gelato_env.traces.store import TraceError
-
-        header, where = trace.header, trace.path / "header.json"
-        if gamma_max is not None and gamma_max > header.gamma_max:
-            raise TraceError(
-                f"{where}: requested gamma_max {gamma_max} exceeds the recorded gamma_max "
-                f"{header.gamma_max}; re-record with a larger gamma_max"
-            )
-        if max_new_tokens is not None and max_new_tokens > header.max_new_tokens:
-            raise TraceError(
-                f"{where}: requested max_new_tokens {max_new_tokens} exceeds the recorded "
-                f"max_new_tokens {header.max_new_tokens}"
-            )
-        if temperature is not None and float(temperature) != header.temperature:
-            raise TraceError(
-                f"{where}: requested temperature {temperature} but the trace was recorded at "
-                f"temperature {header.temperature}"
-            )
 
     # -- RoundBackend properties ---------------------------------------------------------------
 

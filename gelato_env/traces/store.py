@@ -361,6 +361,44 @@ class Trace:
         return self.target_tokens[self.prompt_offsets[index] : self.prompt_offsets[index + 1]]
 
 
+def check_request(
+    header: TraceHeader,
+    where: Path,
+    *,
+    gamma_max: int | None = None,
+    temperature: float | None = None,
+    max_new_tokens: int | None = None,
+    draft_id: str | None = None,
+    target_id: str | None = None,
+) -> None:
+    """Refuse a request the recorded trace cannot serve (``where`` names the header file).
+
+    Raises:
+        TraceError: a requested value that exceeds or differs from the recorded one.
+    """
+    if gamma_max is not None and gamma_max > header.gamma_max:
+        raise TraceError(
+            f"{where}: requested gamma_max {gamma_max} exceeds the recorded gamma_max "
+            f"{header.gamma_max}; re-record with a larger gamma_max"
+        )
+    if temperature is not None and float(temperature) != header.temperature:
+        raise TraceError(
+            f"{where}: requested temperature {temperature} but the trace was recorded at "
+            f"temperature {header.temperature}"
+        )
+    if max_new_tokens is not None and max_new_tokens > header.max_new_tokens:
+        raise TraceError(
+            f"{where}: requested max_new_tokens {max_new_tokens} exceeds the recorded "
+            f"max_new_tokens {header.max_new_tokens}"
+        )
+    for name, want, have in (
+        ("draft_id", draft_id, header.draft_id),
+        ("target_id", target_id, header.target_id),
+    ):
+        if want is not None and want != have:
+            raise TraceError(f"{where}: requested {name} {want!r} but the trace has {have!r}")
+
+
 def load_trace(
     directory: str | os.PathLike[str],
     *,
@@ -386,26 +424,8 @@ def load_trace(
         TraceError: naming the file, for corrupt files or a mismatch with the request.
     """
     header, arrays = load_columns(directory, verify=verify)
-    where = Path(directory) / HEADER_FILE
-    if gamma_max is not None and gamma_max > header.gamma_max:
-        raise TraceError(
-            f"{where}: requested gamma_max {gamma_max} exceeds the recorded gamma_max "
-            f"{header.gamma_max}; re-record with a larger gamma_max"
-        )
-    if temperature is not None and float(temperature) != header.temperature:
-        raise TraceError(
-            f"{where}: requested temperature {temperature} but the trace was recorded at "
-            f"temperature {header.temperature}"
-        )
-    if max_new_tokens is not None and max_new_tokens > header.max_new_tokens:
-        raise TraceError(
-            f"{where}: requested max_new_tokens {max_new_tokens} exceeds the recorded "
-            f"max_new_tokens {header.max_new_tokens}"
-        )
-    for name, want, have in (
-        ("draft_id", draft_id, header.draft_id),
-        ("target_id", target_id, header.target_id),
-    ):
-        if want is not None and want != have:
-            raise TraceError(f"{where}: requested {name} {want!r} but the trace has {have!r}")
+    check_request(
+        header, Path(directory) / HEADER_FILE, gamma_max=gamma_max, temperature=temperature,
+        max_new_tokens=max_new_tokens, draft_id=draft_id, target_id=target_id,
+    )  # fmt: skip
     return Trace(path=Path(directory), header=header, **arrays)
