@@ -149,7 +149,7 @@ class GelatoPolicy(AnalyticPolicy):
                 "of the same pair (gelato_env.traces.fit) to match a replay run",
                 stacklevel=2,
             )
-        elif self.fit_acceptance:
+        elif self.fit_acceptance and trace is not None:
             from gelato_env.traces.fit import fit_alpha_from_trace
 
             fit = fit_alpha_from_trace(trace)
