@@ -8,7 +8,7 @@ engine running real ``transformers`` models, or the replay of a recorded trace -
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -37,11 +37,13 @@ class DraftStats:
     topp_size: IntArray
 
 
-@dataclass(frozen=True, slots=True)
-class RoundResult:
+class RoundResult(NamedTuple):
     """What one speculative-decoding round produced (DESIGN.md §2 steps 2-3).
 
-    Array attributes have shape ``(n_drafted,)``.
+    An immutable record. It is a ``NamedTuple`` rather than a frozen dataclass because it is
+    built once per env step on the RL hot path, and a frozen dataclass's ``__init__`` costs
+    about 1 us more there (``benchmarks/bench_env.py``). Array attributes have shape
+    ``(n_drafted,)``.
 
     Attributes:
         budget: the reference drafting budget gamma~ the round was given.
