@@ -32,18 +32,12 @@ RESULTS = Path(__file__).parent / "results" / "engine.json"
 
 def random_pair(device: torch.device) -> ModelPair:
     """SYNTHETIC: random-init GPT-2 target 6x256 and draft 1x128, vocab 4096 (no tokenizer)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from gelato_env.sd.synthetic import random_gpt2
 
-    def gpt2(n_layer: int, n_embd: int, seed: int) -> Any:
-        torch.manual_seed(seed)
-        cfg = GPT2Config(
-            vocab_size=4096, n_positions=1024, n_embd=n_embd, n_layer=n_layer, n_head=4,
-            bos_token_id=0, eos_token_id=1, pad_token_id=1,
-        )  # fmt: skip
-        return GPT2LMHeadModel(cfg).eval().to(device)
-
+    shape = {"vocab_size": 4096, "n_positions": 1024, "n_head": 4}
     return pair_from_models(
-        gpt2(1, 128, seed=1), gpt2(6, 256, seed=2),
+        random_gpt2(1, 128, seed=1, **shape).to(device),
+        random_gpt2(6, 256, seed=2, **shape).to(device),
         draft_id="random-1x128", target_id="random-6x256",
     )  # fmt: skip
 

@@ -44,28 +44,11 @@ def bench_trace(arg: str | None, tmp: Path) -> tuple[str, str]:
 
 def micro_trace_path(out: Path) -> str:
     """Record a synthetic micro trace (random-init GPT-2 pair, vocab 64): 6 prompts x 40 tokens."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from gelato_env.sd.models import ModelPair
+    from gelato_env.sd.synthetic import synthetic_pair
     from gelato_env.traces.prompts import PromptTokens
     from gelato_env.traces.recorder import RecordConfig, record_trace
 
-    def gpt2(n_layer: int, n_embd: int, seed: int) -> Any:
-        torch.manual_seed(seed)
-        cfg = GPT2Config(
-            vocab_size=64,
-            n_positions=256,
-            n_embd=n_embd,
-            n_layer=n_layer,
-            n_head=2,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-        )
-        return GPT2LMHeadModel(cfg).eval()
-
-    pair = ModelPair(gpt2(1, 32, 1), gpt2(2, 48, 2), None, "micro-draft", "micro-target", 1)
+    pair = synthetic_pair(n_positions=256)
     gen = np.random.default_rng(7)
     prompts = [PromptTokens(f"p{i}", tuple(gen.integers(2, 64, size=8).tolist())) for i in range(6)]
     cfg = RecordConfig(gamma_max=8, max_new_tokens=40, batch_positions=16)

@@ -24,18 +24,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "record.json"
 
 
 def micro_pair() -> Any:
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from gelato_env.sd.synthetic import synthetic_pair
 
-    from gelato_env.sd.models import ModelPair
-
-    def gpt2(n_layer: int, n_embd: int, seed: int) -> Any:
-        torch.manual_seed(seed)
-        cfg = GPT2Config(vocab_size=64, n_positions=512, n_embd=n_embd, n_layer=n_layer,
-                         n_head=2, bos_token_id=0, eos_token_id=1, pad_token_id=1)  # fmt: skip
-        return GPT2LMHeadModel(cfg).eval()
-
-    return ModelPair(gpt2(2, 64, 1), gpt2(4, 128, 2), None, "micro-draft", "micro-target", None)
+    return synthetic_pair((2, 64), (4, 128), eos_token_id=None)
 
 
 def main() -> None:

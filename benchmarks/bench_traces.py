@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from gelato_env.sd.exit_rules import EntropyBucket, NoExit
 from gelato_env.sd.models import ModelPair
+from gelato_env.sd.synthetic import synthetic_pair
 from gelato_env.traces import ReplayBackend, Trace, load_trace
 from gelato_env.traces.prompts import PromptTokens
 from gelato_env.traces.recorder import RecordConfig, record_trace
@@ -33,13 +33,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "traces.json"
 
 
 def micro_pair() -> ModelPair:
-    def gpt2(n_layer: int, n_embd: int, seed: int) -> Any:
-        torch.manual_seed(seed)
-        cfg = GPT2Config(vocab_size=64, n_positions=512, n_embd=n_embd, n_layer=n_layer, n_head=2,
-                         bos_token_id=0, eos_token_id=1, pad_token_id=1)  # fmt: skip
-        return GPT2LMHeadModel(cfg).eval()
-
-    return ModelPair(gpt2(1, 32, 1), gpt2(2, 48, 2), None, "micro-draft", "micro-target", 1)
+    return synthetic_pair()
 
 
 def bench_record(pair: ModelPair, prompts: list[PromptTokens], cfg: RecordConfig, out: Path

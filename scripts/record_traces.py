@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -35,17 +34,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def micro_synthetic_pair() -> ModelPair:
     """Random-init micro GPT-2 draft/target (vocab 64): SYNTHETIC statistics, for smoke runs."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from gelato_env.sd.synthetic import synthetic_pair
 
-    def gpt2(n_layer: int, n_embd: int, seed: int) -> Any:
-        torch.manual_seed(seed)
-        cfg = GPT2Config(vocab_size=64, n_positions=512, n_embd=n_embd, n_layer=n_layer, n_head=2,
-                         bos_token_id=0, eos_token_id=1, pad_token_id=1)  # fmt: skip
-        return GPT2LMHeadModel(cfg).eval()
-
-    return ModelPair(gpt2(1, 32, 1), gpt2(2, 48, 2), None, "micro-synthetic-draft",
-                     "micro-synthetic-target", eos_token_id=1)  # fmt: skip
+    return synthetic_pair(ids=("micro-synthetic-draft", "micro-synthetic-target"))
 
 
 def load_models(pair_cfg: DictConfig) -> ModelPair:

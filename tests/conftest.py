@@ -21,21 +21,9 @@ def rng() -> np.random.Generator:
 
 
 def _micro_gpt2(n_layer: int, n_embd: int, seed: int):  # type: ignore[no-untyped-def]
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from gelato_env.sd.synthetic import random_gpt2
 
-    torch.manual_seed(seed)
-    cfg = GPT2Config(
-        vocab_size=MICRO_VOCAB,
-        n_positions=256,
-        n_embd=n_embd,
-        n_layer=n_layer,
-        n_head=2,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-    )
-    return GPT2LMHeadModel(cfg).eval()
+    return random_gpt2(n_layer, n_embd, seed=seed, vocab_size=MICRO_VOCAB, n_positions=256)
 
 
 def _micro_llama(seed: int):  # type: ignore[no-untyped-def]
