@@ -59,6 +59,16 @@ def _scalar(value: Any) -> float | None:
     return None
 
 
+def metrics_row(key_values: dict[str, Any], step: int) -> dict[str, float]:
+    """One logger dump as ``{global_step, <wandb_key>: scalar}`` (non-scalars skipped), sorted."""
+    row: dict[str, float] = {"global_step": float(step)}
+    for key, value in sorted(key_values.items()):
+        scalar = _scalar(value)
+        if scalar is not None:
+            row[wandb_key(key)] = scalar
+    return row
+
+
 class JsonlWriter(KVWriter):
     """Appends each logger dump as one JSON line (``global_step`` plus the scalar metrics).
 
@@ -76,12 +86,7 @@ class JsonlWriter(KVWriter):
         step: int = 0,
     ) -> None:
         """Write one dump (non-scalar values are skipped)."""
-        row: dict[str, float] = {"global_step": float(step)}
-        for key, value in sorted(key_values.items()):
-            scalar = _scalar(value)
-            if scalar is not None:
-                row[wandb_key(key)] = scalar
-        self._file.write(json.dumps(row) + "\n")
+        self._file.write(json.dumps(metrics_row(key_values, step)) + "\n")
         self._file.flush()
 
     def close(self) -> None:
@@ -121,12 +126,7 @@ class WandbWriter(KVWriter):
         step: int = 0,
     ) -> None:
         """Log one dump."""
-        data: dict[str, float] = {"global_step": float(step)}
-        for key, value in key_values.items():
-            scalar = _scalar(value)
-            if scalar is not None:
-                data[wandb_key(key)] = scalar
-        self.run.log(data)
+        self.run.log(metrics_row(key_values, step))
 
     def close(self) -> None:
         """Nothing to close (the script finishes the run)."""
