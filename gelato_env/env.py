@@ -16,14 +16,8 @@ from gelato_env.config import EnvConfig
 from gelato_env.observation import (
     BUDGET_USED,
     ENTROPY_EMA,
-    LAST_ACCEPTED,
-    LAST_BUDGET,
     LATENCY,
-    MAX_PROB_EMA,
-    N_DRAFTED_IN_ROUND,
     NEXT_ENTROPY,
-    NEXT_MAX_PROB,
-    PROGRESS,
     QUEUE,
     RATE,
     ObsArray,
@@ -286,10 +280,11 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self._measured = config.clock == "measured"
         self._cost_model = _CostModel(self.params)
         self._topp_payload = self.params.payload.protocol == "topp"
-        self._obs = np.zeros(self.observation_spec.size, dtype=np.float32)
-        self._obs[LATENCY] = min(
+        self._latency_obs = min(
             self.params.link.uplink_latency_s / scales.latency_scale_s, self._hi[LATENCY]
         )
+        self._last_accepted_obs = 0.0  # observation entries of the last completed round
+        self._last_budget_obs = 0.0
 
         # Episode state.
         self._ready = False
@@ -365,10 +360,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self._entropy_ema = float(first.entropy[0]) if len(first.entropy) else 0.0
         self._max_prob_ema = float(first.max_prob[0]) if len(first.max_prob) else 0.0
         self._ready = True
-        obs = self._obs
-        obs[LAST_ACCEPTED] = 0.0
-        obs[LAST_BUDGET] = 0.0
-        self._write_obs()
+        self._last_accepted_obs = self._last_budget_obs = 0.0
         info = {
             "queue": self._queue,
             "rate_bps": self._rate_bps,
@@ -376,7 +368,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             "budget_used_frac": self._used_frac(),
             "n_generated": self._n_generated,
         }
-        return obs.copy(), info
+        return self._observation(), info
 
     def step(self, action: Any) -> tuple[ObsArray, SupportsFloat, bool, bool, dict[str, Any]]:
         """Play one round (or, in ``per_token`` mode, one drafting decision)."""
@@ -448,8 +440,11 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self, budget: int, rule: ExitRule
     ) -> tuple[ObsArray, float, bool, bool, dict[str, Any]]:
         result = self.backend.run_round(budget, rule)
-        n_tokens = min(result.n_tokens, self._max_new_tokens - self._n_generated)
         n_drafted = result.n_drafted
+        n_tokens = len(result.tokens)
+        remaining = self._max_new_tokens - self._n_generated
+        if n_tokens > remaining:
+            n_tokens = remaining
         topp_size_sum = sum(result.topp_size.tolist()) if self._topp_payload else 0
         if self._measured:
             cost = _measured_cost(self.params, result, topp_size_sum, self._rate_bps)
@@ -461,9 +456,12 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             cost
         )
 
+        # the queue update Q <- max(0, Q + E_k - A_k) of EnergyBudget.queue_update, written
+        # out so that the allowance A_k is computed once
         queue_before = self._queue
-        self._queue = self._budget.queue_update(queue_before, energy_j, n_tokens, latency_s)
         allowance_j = self._budget.allowance(n_tokens, latency_s)
+        backlog = queue_before + energy_j - allowance_j
+        self._queue = backlog if backlog > 0.0 else 0.0
         self._energy_sum_j += energy_j
         self._allowance_sum_j += allowance_j
         self._n_generated += n_tokens
@@ -471,19 +469,24 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         beta = self._beta
         ema_h, ema_p = self._entropy_ema, self._max_prob_ema
         entropies = result.entropy.tolist()
-        for h, p in zip(entropies, result.max_prob.tolist(), strict=True):
-            ema_h = beta * ema_h + (1.0 - beta) * h
-            ema_p = beta * ema_p + (1.0 - beta) * p
-        self._entropy_ema, self._max_prob_ema = ema_h, ema_p
+        if entropies:
+            for h, p in zip(entropies, result.max_prob.tolist(), strict=True):
+                ema_h = beta * ema_h + (1.0 - beta) * h
+                ema_p = beta * ema_p + (1.0 - beta) * p
+            self._entropy_ema, self._max_prob_ema = ema_h, ema_p
 
         throughput = n_tokens / latency_s
-        penalty = queue_before * energy_j if self._reward_mode == "dpp" else 0.0
-        reward = self._v * throughput - penalty if self._reward_mode == "dpp" else throughput
+        if self._reward_mode == "dpp":
+            penalty = queue_before * energy_j
+            reward = self._v * throughput - penalty
+        else:
+            penalty = 0.0
+            reward = throughput
 
         info = {
             "prompt_index": self._prompt_index,
             "budget": result.budget,
-            "n_drafted": result.n_drafted,
+            "n_drafted": n_drafted,
             "n_accepted": result.n_accepted,
             "n_tokens": n_tokens,
             "n_generated": self._n_generated,
@@ -527,14 +530,11 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         else:
             self._open_round()
 
-        obs = self._obs
-        obs[LAST_ACCEPTED] = result.n_accepted * self._inv_gamma
-        obs[LAST_BUDGET] = result.budget * self._inv_gamma
-        self._write_obs()
-        return obs.copy(), reward, terminated, False, info
+        self._last_accepted_obs = result.n_accepted * self._inv_gamma
+        self._last_budget_obs = result.budget * self._inv_gamma
+        return self._observation(), reward, terminated, False, info
 
     def _in_round_step(self) -> tuple[ObsArray, float, bool, bool, dict[str, Any]]:
-        self._write_obs()
         info = dict(self._idle_info)
         info["prompt_index"] = self._prompt_index
         info["n_drafted"] = self._drafted
@@ -545,7 +545,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         info["entropy_ema_nats"] = self._entropy_ema
         info["max_prob_ema"] = self._max_prob_ema
         info["budget_used_frac"] = self._used_frac()
-        return self._obs.copy(), 0.0, False, False, info
+        return self._observation(), 0.0, False, False, info
 
     _idle_info: Mapping[str, Any] = {
         "budget": 0,
@@ -573,18 +573,27 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             return self._energy_sum_j / self._allowance_sum_j
         return 0.0 if self._energy_sum_j == 0.0 else math.inf
 
-    def _write_obs(self) -> None:
-        obs, hi = self._obs, self._hi
-        obs[QUEUE] = min(self._queue * self._inv_queue, hi[QUEUE])
-        obs[RATE] = min(self._rate_bps * self._inv_rate, hi[RATE])
-        obs[ENTROPY_EMA] = min(self._entropy_ema * self._inv_entropy, hi[ENTROPY_EMA])
-        obs[MAX_PROB_EMA] = self._max_prob_ema
-        obs[BUDGET_USED] = min(self._used_frac(), hi[BUDGET_USED])
-        obs[PROGRESS] = min(self._n_generated / self._max_new_tokens, 1.0)
+    def _observation(self) -> ObsArray:
+        """A fresh observation vector (one ``np.array`` call: cheaper than item writes)."""
+        hi = self._hi
+        values = [
+            min(self._queue * self._inv_queue, hi[QUEUE]),
+            min(self._rate_bps * self._inv_rate, hi[RATE]),
+            self._latency_obs,
+            min(self._entropy_ema * self._inv_entropy, hi[ENTROPY_EMA]),
+            self._max_prob_ema,
+            self._last_accepted_obs,
+            self._last_budget_obs,
+            min(self._used_frac(), hi[BUDGET_USED]),
+            min(self._n_generated / self._max_new_tokens, 1.0),
+        ]
         if self._per_token:
-            obs[N_DRAFTED_IN_ROUND] = self._drafted * self._inv_gamma
-            obs[NEXT_ENTROPY] = min(self._next_entropy * self._inv_entropy, hi[NEXT_ENTROPY])
-            obs[NEXT_MAX_PROB] = self._next_max_prob
+            values += (
+                self._drafted * self._inv_gamma,
+                min(self._next_entropy * self._inv_entropy, hi[NEXT_ENTROPY]),
+                self._next_max_prob,
+            )
+        return np.array(values, dtype=np.float32)
 
 
 CostItems = tuple[float, float, float, float, float, int, int]

@@ -11,7 +11,8 @@ of numpy calls plus ~0.15 us per env):
 
 * Per-position tables (:class:`_RoundTables`, built once from the trace): for a fixed exit rule
   the realized length is a pure function of (trace position, cap), so the rule runs once per
-  position and cap at construction (:func:`realized_lengths`) and a step gathers gamma from a
+  position and cap at construction
+  (:func:`~gelato_env.sd.exit_rules.realized_lengths`) and a step gathers gamma from a
   ``(n_pos, gamma_max + 1)`` table (one per threshold level in ``budget_threshold`` mode); the
   uplink payload and the mean entropy of the drafted tokens are gathered at (position, gamma),
   greedy acceptance from the leading match bits per position, costs from the ``round_cost``
@@ -88,15 +89,10 @@ from gelato_env.observation import (
     ObsArray,
 )
 from gelato_env.sd.exit_rules import (
-    AdaEDL,
-    ConfidenceStop,
-    EntropyBucket,
-    EntropyThreshold,
+    VECTORIZED_RULES,
     ExitRule,
-    NoExit,
-    Survival,
     make_exit_rule,
-    realized_length,
+    realized_lengths,
 )
 from gelato_env.system import (
     ChannelBatch,
@@ -125,80 +121,7 @@ STEP_INFO_KEYS: tuple[str, ...] = tuple(k for k in INFO_KEYS if k != "entropies"
 RESET_INFO_KEYS = ("queue", "rate_bps", "prompt_index", "budget_used_frac", "n_generated")
 
 
-# -- the exit rules, vectorized ----------------------------------------------------------------
-
-
-def _first_within(mask: BoolArray, cap: IntArray) -> IntArray:
-    """Per row, the 1-based index of the first True in ``mask[:, :cap]``, else ``cap``."""
-    inside = mask & (np.arange(mask.shape[1]) < cap[:, None])  # (N, G)
-    hit = inside.any(axis=1)
-    return np.where(hit, inside.argmax(axis=1) + 1, cap)
-
-
-def realized_lengths(
-    rule: ExitRule,
-    entropy: FloatArray,
-    max_prob: FloatArray,
-    cap: IntArray,
-    threshold_nats: FloatArray | None = None,
-) -> IntArray:
-    """Realized draft lengths of N rounds (``realized_length`` of each row).
-
-    The built-in rules run as array operations (a cumulative product for ``survival``, a loop
-    over the G columns -- not over rounds -- for the entropy bucket's reflected walk); any other
-    ``ExitRule`` falls back to one ``realized_length`` call per round.
-
-    Args:
-        rule: the exit rule.
-        entropy: shape ``(N, G)``, entropies H of each round's draft continuation, nats.
-        max_prob: shape ``(N, G)``, max-probabilities of the same tokens.
-        cap: shape ``(N,)``, each round's budget after the end-of-generation cap (0..G).
-        threshold_nats: shape ``(N,)``, per-round ``threshold_nats`` replacing the rule's
-            (``budget_threshold`` action mode); None keeps the rule's.
-
-    Returns:
-        Shape ``(N,)``, int64, 0 <= gamma <= cap.
-
-    >>> realized_lengths(EntropyThreshold(1.0), np.array([[0.2, 1.5, 0.1]]), np.ones((1, 3)),
-    ...                  np.array([3]))
-    array([2])
-    """
-    if isinstance(rule, NoExit):
-        return cap.copy()
-    if isinstance(rule, EntropyThreshold):
-        th = rule.threshold_nats if threshold_nats is None else threshold_nats[:, None]
-        return _first_within(entropy > th, cap)
-    if isinstance(rule, EntropyBucket):
-        th_col = rule.threshold_nats if threshold_nats is None else threshold_nats
-        theta = np.zeros(entropy.shape[0])
-        stop = np.zeros(entropy.shape, dtype=np.bool_)  # (N, G)
-        for j in range(entropy.shape[1]):  # Theta_j = max(0, Theta_{j-1} + H_j - H_th)
-            theta = np.maximum(0.0, theta + entropy[:, j] - th_col)
-            stop[:, j] = theta > rule.bucket_nats
-        return _first_within(stop, cap)
-    if threshold_nats is not None:
-        raise ValueError(f"per-round threshold_nats needs a threshold rule, got {rule.name!r}")
-    if isinstance(rule, Survival):
-        alpha = np.minimum(1.0, rule.a * np.exp(rule.b * entropy))
-        return _first_within(np.cumprod(alpha, axis=1) < rule.epsilon, cap)
-    if isinstance(rule, ConfidenceStop):
-        return _first_within(max_prob < rule.min_prob, cap)
-    if isinstance(rule, AdaEDL):
-        beta = 1.0 - np.sqrt(rule.scale * np.maximum(entropy, 0.0))
-        return _first_within(beta < rule.threshold, cap)
-    return np.array(
-        [
-            realized_length(rule, h, p, int(c))
-            for h, p, c in zip(entropy, max_prob, cap.tolist(), strict=True)
-        ],
-        dtype=np.int64,
-    )
-
-
 # -- per-position lookup tables: a round as gathers -------------------------------------------
-
-#: the rules :func:`realized_lengths` runs as array operations (tabulated per position and cap)
-_VECTORIZED_RULES = (NoExit, EntropyThreshold, EntropyBucket, Survival, ConfidenceStop, AdaEDL)
 
 
 def _length_table(
@@ -265,7 +188,7 @@ class _RoundTables:
         n_pos = entropy.shape[0]
 
         self.lengths: npt.NDArray[np.integer[Any]] | None = None
-        if type(exit_rule) in _VECTORIZED_RULES:  # a subclass may change the rule: run it
+        if type(exit_rule) in VECTORIZED_RULES:  # a subclass may change the rule: run it
             tables = [
                 _length_table(exit_rule, entropy, max_prob, g, level)
                 for level in (levels if levels is not None else [None])
@@ -1095,5 +1018,4 @@ __all__ = [
     "GelatoVectorEnv",
     "make_sb3_vec_env",
     "make_vector_env",
-    "realized_lengths",
 ]

@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 @runtime_checkable
@@ -186,10 +188,84 @@ class AdaEDL:
         return _first_true(beta < self.threshold)
 
 
-EXIT_RULES: dict[str, type[Any]] = {
-    cls.name: cls
-    for cls in (NoExit, EntropyThreshold, EntropyBucket, Survival, ConfidenceStop, AdaEDL)
-}
+#: the built-in rules; :func:`realized_lengths` runs these exact types as array operations (a
+#: subclass may change the rule, so it runs per round)
+VECTORIZED_RULES: tuple[type[Any], ...] = (
+    NoExit,
+    EntropyThreshold,
+    EntropyBucket,
+    Survival,
+    ConfidenceStop,
+    AdaEDL,
+)
+EXIT_RULES: dict[str, type[Any]] = {cls.name: cls for cls in VECTORIZED_RULES}
+
+
+def _first_within(mask: BoolArray, cap: IntArray) -> IntArray:
+    """Per row, the 1-based index of the first True in ``mask[:, :cap]``, else ``cap``."""
+    inside = mask & (np.arange(mask.shape[1]) < cap[:, None])  # (N, G)
+    hit = inside.any(axis=1)
+    return np.where(hit, inside.argmax(axis=1) + 1, cap)
+
+
+def realized_lengths(
+    rule: ExitRule,
+    entropy: FloatArray,
+    max_prob: FloatArray,
+    cap: IntArray,
+    threshold_nats: FloatArray | None = None,
+) -> IntArray:
+    """Realized draft lengths of N rounds (``realized_length`` of each row).
+
+    The built-in rules run as array operations (a cumulative product for ``survival``, a loop
+    over the G columns -- not over rounds -- for the entropy bucket's reflected walk); any other
+    ``ExitRule`` falls back to one ``realized_length`` call per round.
+
+    Args:
+        rule: the exit rule.
+        entropy: shape ``(N, G)``, entropies H of each round's draft continuation, nats.
+        max_prob: shape ``(N, G)``, max-probabilities of the same tokens.
+        cap: shape ``(N,)``, each round's budget after the end-of-generation cap (0..G).
+        threshold_nats: shape ``(N,)``, per-round ``threshold_nats`` replacing the rule's
+            (``budget_threshold`` action mode); None keeps the rule's.
+
+    Returns:
+        Shape ``(N,)``, int64, 0 <= gamma <= cap.
+
+    >>> realized_lengths(EntropyThreshold(1.0), np.array([[0.2, 1.5, 0.1]]), np.ones((1, 3)),
+    ...                  np.array([3]))
+    array([2])
+    """
+    if isinstance(rule, NoExit):
+        return cap.copy()
+    if isinstance(rule, EntropyThreshold):
+        th = rule.threshold_nats if threshold_nats is None else threshold_nats[:, None]
+        return _first_within(entropy > th, cap)
+    if isinstance(rule, EntropyBucket):
+        th_col = rule.threshold_nats if threshold_nats is None else threshold_nats
+        theta = np.zeros(entropy.shape[0])
+        stop = np.zeros(entropy.shape, dtype=np.bool_)  # (N, G)
+        for j in range(entropy.shape[1]):  # Theta_j = max(0, Theta_{j-1} + H_j - H_th)
+            theta = np.maximum(0.0, theta + entropy[:, j] - th_col)
+            stop[:, j] = theta > rule.bucket_nats
+        return _first_within(stop, cap)
+    if threshold_nats is not None:
+        raise ValueError(f"per-round threshold_nats needs a threshold rule, got {rule.name!r}")
+    if isinstance(rule, Survival):
+        alpha = np.minimum(1.0, rule.a * np.exp(rule.b * entropy))
+        return _first_within(np.cumprod(alpha, axis=1) < rule.epsilon, cap)
+    if isinstance(rule, ConfidenceStop):
+        return _first_within(max_prob < rule.min_prob, cap)
+    if isinstance(rule, AdaEDL):
+        beta = 1.0 - np.sqrt(rule.scale * np.maximum(entropy, 0.0))
+        return _first_within(beta < rule.threshold, cap)
+    return np.array(
+        [
+            realized_length(rule, h, p, int(c))
+            for h, p, c in zip(entropy, max_prob, cap.tolist(), strict=True)
+        ],
+        dtype=np.int64,
+    )
 
 
 def make_exit_rule(name: str, **params: float) -> ExitRule:

@@ -6,7 +6,10 @@ contract, ``gelato_env/sd/engine.py``):
 1. cap = min(gamma~, remaining - 1), remaining = max_new_tokens - t;
 2. gamma = ``realized_length(rule, H[t, :cap], max_prob[t, :cap], cap)`` on the recorded
    entropies of the draft's continuation from position t (the same tokens the live draft
-   proposes, since the prefix is the target's own output);
+   proposes, since the prefix is the target's own output). The built-in rules are causal, so
+   gamma = min(s_t, cap) with s_t the rule's stop index over all gamma_max recorded tokens;
+   s_t is computed at a position's first visit and kept (:class:`_StopIndex`), so a revisited
+   position costs one lookup;
 3. greedy: n_matches = leading recorded match bits; the emitted tokens y_t..y_{t+n_matches} are
    the target's recorded tokens (= the accepted drafts plus the correction/bonus token).
    Sampling (T > 0), a documented approximation: d_i is accepted when u_i <= accept_prob[t, i]
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gelato_env.sd.exit_rules import ExitRule, realized_length
+from gelato_env.sd.exit_rules import VECTORIZED_RULES, ExitRule, realized_length
 from gelato_env.sd.round import DraftStats, RoundResult
 from gelato_env.traces.store import HEADER_FILE, Trace, check_request, load_trace
 
@@ -84,8 +87,10 @@ class ReplayBackend:
         self._n_lead = np.where(
             matches.all(axis=1), matches.shape[1], np.argmin(matches, axis=1)
         ).tolist()
+        self._stops = _StopIndex(self._entropy, self._max_prob, self._gamma_max)
         self._row0 = 0
         self._length = 0  # positions available for the current prompt (<= max_new_tokens)
+        self._eos_end = -1  # position after the prompt's recorded EOS, -1 if not reachable
         self._t = 0
         self._done = True
         self._rng: np.random.Generator | None = None
@@ -131,6 +136,10 @@ class ReplayBackend:
         self._row0 = int(self._offsets[prompt_index])
         recorded = int(self._offsets[prompt_index + 1]) - self._row0
         self._length = min(recorded, self._max_new)
+        # the recorded output holds EOS only as its last token, so only a round ending there
+        # emits it
+        last = int(self._target_tokens[self._row0 + recorded - 1]) if recorded else None
+        self._eos_end = recorded if last is not None and last == self._eos else -1
         self._t = 0
         self._done = False
         self._rng = rng
@@ -155,30 +164,90 @@ class ReplayBackend:
         """Replay one round (module docstring, steps 1-4)."""
         cap = self._cap(budget)
         row = self._row0 + self._t
-        entropy = self._entropy[row, :cap]
-        max_prob = self._max_prob[row, :cap]
-        gamma = realized_length(exit_rule, entropy, max_prob, cap)
+        stops = self._stops.table(exit_rule)
+        if stops is None:  # a custom rule: run it on the round's tokens
+            gamma = realized_length(
+                exit_rule, self._entropy[row, :cap], self._max_prob[row, :cap], cap
+            )
+        else:
+            stop = stops[row]
+            if stop == _UNKNOWN:
+                stop = self._stops.fill(stops, exit_rule, row)
+            gamma = stop if stop < cap else cap
         accept_prob = self._accept_prob[row, :gamma]
         if self._greedy:
-            n_matches = min(gamma, self._n_lead[row])
+            n_matches = self._n_lead[row]
+            if n_matches > gamma:
+                n_matches = gamma
         else:
             assert self._rng is not None
             rejected = np.flatnonzero(self._rng.random(gamma) > accept_prob)
             n_matches = int(rejected[0]) if rejected.size else gamma
-        end = min(self._t + n_matches + 1, self._length)
-        tokens = self._target_tokens[row : self._row0 + end]
-        # the recorded output holds EOS only as its last token, so EOS can only end `tokens`
-        hit_eos = self._eos is not None and bool(tokens.size) and int(tokens[-1]) == self._eos
+        end = self._t + n_matches + 1
+        if end > self._length:
+            end = self._length
+        n_tokens = end - self._t
         self._t = end
-        self._done = hit_eos or self._t >= self._max_new
+        self._done = end == self._eos_end or end >= self._max_new
         return RoundResult(
             budget=int(budget),
             n_drafted=gamma,
-            n_accepted=min(n_matches, int(tokens.shape[0])),
-            tokens=tokens,
-            entropy=entropy[:gamma],
-            max_prob=max_prob[:gamma],
+            n_accepted=n_matches if n_matches < n_tokens else n_tokens,
+            tokens=self._target_tokens[row : row + n_tokens],
+            entropy=self._entropy[row, :gamma],
+            max_prob=self._max_prob[row, :gamma],
             topp_size=self._topp_size[row, :gamma],
             accept_prob=accept_prob,
             finished=self._done,
         )
+
+
+_UNKNOWN = 255  # a position whose stop index is not computed yet (gamma_max < 255)
+_MAX_TABLES = 32  # stop-index tables kept, one per distinct built-in rule
+
+
+class _StopIndex:
+    """Per-position stop indices of the built-in exit rules over a trace, filled on first visit.
+
+    The built-in rules are causal (the decision after token i reads tokens 1..i only), so the
+    realized length of a round from position t with cap c is min(s_t, c), s_t being the rule's
+    first stop over all ``gamma_max`` recorded tokens (``gamma_max`` when it never stops). One
+    ``bytearray`` per rule (equal rules share it) holds s_t, or ``_UNKNOWN`` until position t
+    is first played. Custom rules (any other type, which need not be causal) get no table.
+
+    Args:
+        entropy: shape ``(n_pos, G)``, recorded draft entropies, nats.
+        max_prob: shape ``(n_pos, G)``, recorded draft max-probabilities.
+        gamma_max: the budgets served, <= G.
+    """
+
+    def __init__(self, entropy: np.ndarray, max_prob: np.ndarray, gamma_max: int) -> None:
+        if gamma_max >= _UNKNOWN:
+            raise ValueError(f"gamma_max must be < {_UNKNOWN}, got {gamma_max}")
+        self._entropy = entropy
+        self._max_prob = max_prob
+        self._gamma_max = gamma_max
+        self._tables: dict[ExitRule, bytearray] = {}
+        self._last_rule: ExitRule | None = None
+        self._last_table: bytearray | None = None
+
+    def table(self, rule: ExitRule) -> bytearray | None:
+        """The rule's stop-index table, or None for a custom rule."""
+        if rule is self._last_rule:  # the env passes one rule object round after round
+            return self._last_table
+        table = None
+        if type(rule) in VECTORIZED_RULES:
+            table = self._tables.get(rule)
+            if table is None:
+                if len(self._tables) >= _MAX_TABLES:  # many distinct rules: drop the oldest
+                    del self._tables[next(iter(self._tables))]
+                table = self._tables[rule] = bytearray([_UNKNOWN]) * self._entropy.shape[0]
+        self._last_rule, self._last_table = rule, table
+        return table
+
+    def fill(self, table: bytearray, rule: ExitRule, row: int) -> int:
+        """Compute, store and return position ``row``'s stop index."""
+        g = self._gamma_max
+        stop = realized_length(rule, self._entropy[row, :g], self._max_prob[row, :g], g)
+        table[row] = stop
+        return stop

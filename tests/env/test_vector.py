@@ -13,13 +13,6 @@ import pytest
 from gelato_env.env import GelatoEnv
 from gelato_env.sd.exit_rules import (
     EXIT_RULES,
-    AdaEDL,
-    ConfidenceStop,
-    EntropyBucket,
-    EntropyThreshold,
-    NoExit,
-    Survival,
-    realized_length,
 )
 from gelato_env.traces.store import COLUMNS, Trace, write_trace
 from gelato_env.vector import (
@@ -27,7 +20,6 @@ from gelato_env.vector import (
     STEP_INFO_KEYS,
     GelatoVectorEnv,
     make_sb3_vec_env,
-    realized_lengths,
 )
 
 N_ENVS = 5
@@ -260,40 +252,6 @@ def test_batched_rng_is_seeded_and_envs_differ(trace_path: str) -> None:
     for x, y in zip(first, second, strict=True):
         np.testing.assert_array_equal(x, y)
     assert len({row.tobytes() for row in first[0]}) > 1  # envs draw different channels
-
-
-@pytest.mark.parametrize(
-    "rule",
-    [
-        NoExit(),
-        EntropyThreshold(1.0),
-        EntropyBucket(0.8, 0.5),
-        Survival(1.0, -0.4, 0.4),
-        ConfidenceStop(0.5),
-        AdaEDL(0.3, 0.5),
-    ],
-    ids=lambda r: r.name,
-)
-def test_realized_lengths_equals_scalar_rule(rule: Any) -> None:
-    gen = np.random.default_rng(0)
-    entropy = gen.gamma(2.0, 0.6, size=(400, 8))
-    max_prob = gen.uniform(size=(400, 8))
-    cap = gen.integers(0, 9, size=400)
-    got = realized_lengths(rule, entropy, max_prob, cap)
-    want = [
-        realized_length(rule, h, p, int(c)) for h, p, c in zip(entropy, max_prob, cap, strict=True)
-    ]
-    np.testing.assert_array_equal(got, want)
-    assert len(set(got.tolist())) > 2  # the rule stops rounds at various lengths
-
-
-def test_realized_lengths_per_round_thresholds() -> None:
-    entropy = np.array([[0.5, 2.0, 0.1], [0.5, 2.0, 0.1]])
-    cap = np.array([3, 3])
-    got = realized_lengths(EntropyThreshold(9.0), entropy, entropy, cap, np.array([0.4, 1.0]))
-    np.testing.assert_array_equal(got, [1, 2])
-    with pytest.raises(ValueError, match="threshold rule"):
-        realized_lengths(Survival(), entropy, entropy, cap, np.array([0.4, 1.0]))
 
 
 @pytest.mark.parametrize(

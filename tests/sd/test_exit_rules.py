@@ -11,10 +11,12 @@ from gelato_env.sd.exit_rules import (
     ConfidenceStop,
     EntropyBucket,
     EntropyThreshold,
+    ExitRule,
     NoExit,
     Survival,
     make_exit_rule,
     realized_length,
+    realized_lengths,
 )
 
 EMPTY = np.zeros(0)
@@ -120,3 +122,37 @@ def test_make_exit_rule_builds_each_rule() -> None:
         assert isinstance(rule, cls)
         assert rule.name == name
     assert make_exit_rule("entropy_bucket", threshold_nats=1.2).threshold_nats == 1.2
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        NoExit(),
+        EntropyThreshold(1.0),
+        EntropyBucket(0.8, 0.5),
+        Survival(1.0, -0.4, 0.4),
+        ConfidenceStop(0.5),
+        AdaEDL(0.3, 0.5),
+    ],
+    ids=lambda r: r.name,
+)
+def test_realized_lengths_equals_scalar_rule(rule: ExitRule) -> None:
+    gen = np.random.default_rng(0)
+    entropy = gen.gamma(2.0, 0.6, size=(400, 8))
+    max_prob = gen.uniform(size=(400, 8))
+    cap = gen.integers(0, 9, size=400)
+    got = realized_lengths(rule, entropy, max_prob, cap)
+    want = [
+        realized_length(rule, h, p, int(c)) for h, p, c in zip(entropy, max_prob, cap, strict=True)
+    ]
+    np.testing.assert_array_equal(got, want)
+    assert len(set(got.tolist())) > 2  # the rule stops rounds at various lengths
+
+
+def test_realized_lengths_per_round_thresholds() -> None:
+    entropy = np.array([[0.5, 2.0, 0.1], [0.5, 2.0, 0.1]])
+    cap = np.array([3, 3])
+    got = realized_lengths(EntropyThreshold(9.0), entropy, entropy, cap, np.array([0.4, 1.0]))
+    np.testing.assert_array_equal(got, [1, 2])
+    with pytest.raises(ValueError, match="threshold rule"):
+        realized_lengths(Survival(), entropy, entropy, cap, np.array([0.4, 1.0]))

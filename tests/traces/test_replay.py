@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from gelato_env.sd.exit_rules import EntropyThreshold, NoExit
+from gelato_env.sd.exit_rules import (
+    AdaEDL,
+    ConfidenceStop,
+    EntropyBucket,
+    EntropyThreshold,
+    NoExit,
+    Survival,
+    realized_length,
+)
 from gelato_env.sd.round import RoundBackend
 from gelato_env.traces import ReplayBackend
 
@@ -101,3 +111,88 @@ def test_deterministic_sampled_replay(micro_pair, tmp_path):
 
     assert rollout(1) == rollout(1)
     assert any(rollout(s) != rollout(1) for s in range(2, 8))
+
+
+def _reference_lengths(trace, rule, max_new_tokens):
+    """gamma of every (position, budget) by running the rule on the capped round, as the live
+    engine does (the definition the tabulated stop indices must reproduce)."""
+    out = {}
+    for prompt in range(trace.n_prompts):
+        row0 = int(trace.prompt_offsets[prompt])
+        n_pos = min(int(trace.prompt_offsets[prompt + 1]) - row0, max_new_tokens)
+        for t in range(n_pos):
+            h = trace.entropy[row0 + t].astype(np.float64)
+            p = trace.max_prob[row0 + t].astype(np.float64)
+            for budget in range(trace.gamma_max + 1):
+                cap = min(budget, max_new_tokens - t - 1)
+                out[prompt, t, budget] = realized_length(rule, h[:cap], p[:cap], cap)
+    return out
+
+
+class _MostUncertainStop(EntropyThreshold):
+    """A custom rule that looks ahead (stops after the round's most uncertain token), so it is
+    not causal: a table over all gamma_max recorded tokens would get it wrong, and the replay
+    must run it on each round's own tokens."""
+
+    def stop_after(self, entropy, max_prob):
+        return int(np.argmax(entropy)) + 1 if len(entropy) else 0
+
+
+@pytest.fixture(scope="module")
+def spread_trace(micro_trace):
+    """The micro trace with SYNTHETIC, spread-out draft statistics (H ~ N(1.5, 0.8) nats,
+    max-prob ~ N(0.5, 0.2)): the random micro models' entropies all sit within 0.01 nats of
+    ln 64, too close for every rule to stop at some positions and not at others."""
+
+    def standardized(x):
+        x = np.asarray(x, dtype=np.float64)
+        return (x - np.median(x)) / np.std(x)
+
+    entropy = np.clip(1.5 + 0.8 * standardized(micro_trace.entropy), 0.0, None)
+    max_prob = np.clip(0.5 + 0.2 * standardized(micro_trace.max_prob), 0.01, 1.0)
+    return dataclasses.replace(
+        micro_trace, entropy=entropy.astype(np.float32), max_prob=max_prob.astype(np.float32)
+    )
+
+
+RULES = {
+    "none": NoExit(),
+    "threshold": EntropyThreshold(1.5),
+    "bucket": EntropyBucket(1.0, 1.0),
+    "survival": Survival(1.0, -0.35, 0.3),
+    "confidence": ConfidenceStop(0.5),
+    "adaedl": AdaEDL(0.2, 0.4),
+    "custom": _MostUncertainStop(1.5),
+}
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_tabulated_stops_equal_the_rule_at_every_position_and_budget(spread_trace, name):
+    rule = RULES[name]
+    micro_trace = spread_trace
+    expected = _reference_lengths(micro_trace, rule, micro_trace.header.max_new_tokens)
+    full = [g for (_, t, b), g in expected.items() if b == 8 and t < 30]
+    if name != "none":  # the rule stops early at some positions, not at others
+        assert len(set(full)) >= 3, sorted(set(full))
+    backend = ReplayBackend(micro_trace)
+    gen = np.random.default_rng(0)
+    # every (position, budget): one round per budget from every position of every prompt, each
+    # round from a fresh replay positioned by target-only rounds; twice, so the second pass
+    # reads the filled table
+    for _ in range(2):
+        for (prompt, t, budget), gamma in expected.items():
+            backend.reset(prompt, gen)
+            for _ in range(t):
+                backend.run_round(0, NoExit())
+            assert backend.run_round(budget, rule).n_drafted == gamma, (prompt, t, budget)
+
+
+def test_many_distinct_rules_stay_exact(micro_trace, rng):
+    """More distinct rules than tables kept: the oldest tables are dropped, results unchanged."""
+    backend = ReplayBackend(micro_trace)
+    row = int(micro_trace.prompt_offsets[3])
+    h = micro_trace.entropy[row].astype(np.float64)
+    for threshold in np.linspace(h.min() - 0.1, h.max() + 0.1, 80):
+        rule = EntropyThreshold(float(threshold))
+        backend.reset(3, rng)
+        assert backend.run_round(8, rule).n_drafted == realized_length(rule, h, h, 8)
