@@ -4,7 +4,7 @@ Both envs are unwrapped (no checker/TimeLimit wrappers), stepped with pre-drawn 
 reset on episode end. The replay env runs on a micro trace recorded here from random-initialised
 micro models (synthetic statistics: only the speed is measured), or on ``--trace PATH``.
 
-    python benchmarks/bench_env.py [--steps 20000] [--trace PATH]
+    python benchmarks/bench_env.py [--steps 20000] [--repeats 5] [--trace PATH]
 
 Prints a table and writes benchmarks/results/env.json.
 """
@@ -56,42 +56,54 @@ def micro_trace_path(out: Path) -> str:
     return str(trace.path)
 
 
-def steps_per_second(env: gym.Env[Any, Any], n_steps: int, seed: int = 0) -> float:
-    """Best of 3 timed runs of ``n_steps`` random-action steps (resets included)."""
-    env.action_space.seed(seed)
-    actions = [env.action_space.sample() for _ in range(n_steps)]
-    best = 0.0
-    for repeat in range(3):
-        env.reset(seed=seed + repeat)
-        start = time.perf_counter()
-        for action in actions:
-            _, _, terminated, truncated, _ = env.step(action)
-            if terminated or truncated:
-                env.reset()
-        best = max(best, n_steps / (time.perf_counter() - start))
+def timed_run(env: gym.Env[Any, Any], actions: list[Any], seed: int) -> float:
+    """Steps per second of one run of ``actions`` from ``reset(seed=seed)`` (resets included)."""
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    return len(actions) / (time.perf_counter() - start)
+
+
+def best_rates(envs: dict[str, gym.Env[Any, Any]], n_steps: int, repeats: int) -> dict[str, float]:
+    """Best of ``repeats`` timed runs per env, the envs taking turns within each repeat (so that
+    a change in machine load hits every env alike); random actions drawn before timing."""
+    actions = {}
+    for name, env in envs.items():
+        env.action_space.seed(0)
+        actions[name] = [env.action_space.sample() for _ in range(n_steps)]
+    best = dict.fromkeys(envs, 0.0)
+    for repeat in range(repeats):
+        for name, env in envs.items():
+            best[name] = max(best[name], timed_run(env, actions[name], seed=repeat))
     return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--trace", default=None, help="trace directory (default: a micro trace)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         trace, trace_label = bench_trace(args.trace, Path(tmp))
-        rows = {"CartPole-v1": steps_per_second(gym.make("CartPole-v1").unwrapped, args.steps)}
+        envs: dict[str, gym.Env[Any, Any]] = {"CartPole-v1": gym.make("CartPole-v1").unwrapped}
         for mode in ("budget", "budget_threshold", "per_token"):
             env = gym.make(ENV_ID, trace_path=trace, action_mode=mode).unwrapped
-            rows[f"{ENV_ID} [{mode}]"] = steps_per_second(env, args.steps)
+            envs[f"{ENV_ID} [{mode}]"] = env
+        rows = best_rates(envs, args.steps, args.repeats)
 
     cartpole = rows["CartPole-v1"]
-    print(f"{'env':<44} {'steps/s':>12} {'vs CartPole':>12}")
+    print(f"{'env':<44} {'steps/s':>12} {'us/step':>8} {'vs CartPole':>12}")
     for name, rate in rows.items():
-        print(f"{name:<44} {rate:>12,.0f} {rate / cartpole:>12.2f}")
+        print(f"{name:<44} {rate:>12,.0f} {1e6 / rate:>8.2f} {rate / cartpole:>12.2f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "steps": args.steps,
+        "repeats": args.repeats,
         "trace": trace_label,
         "python": platform.python_version(),
         "machine": platform.machine(),

@@ -1,6 +1,6 @@
 """Native vector env vs N single envs (SyncVectorEnv): env-steps per second, same process.
 
-The single env's figure is benchmarks/bench_env.py's (its ``steps_per_second``, reused); the
+The single env's figure is benchmarks/bench_env.py's (its ``best_rates``, reused); the
 vector env runs at N = 1, 64, 1024 with both randomness modes (``batched``: one generator,
 ``per_env``: exact single-env streams), against ``gymnasium.vector.SyncVectorEnv`` of N single
 envs. Actions are pre-drawn uniformly; episodes autoreset. The trace is bench_env's micro trace
@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_env import bench_trace, steps_per_second
+from bench_env import bench_trace, best_rates
 
 from gelato_env.env import GelatoEnv
 from gelato_env.vector import GelatoVectorEnv
@@ -65,7 +65,9 @@ def main() -> None:
     rows: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         trace, trace_label = bench_trace(args.trace, Path(tmp))
-        single = steps_per_second(GelatoEnv(trace_path=trace), args.sync_env_steps)
+        single = best_rates({"single": GelatoEnv(trace_path=trace)}, args.sync_env_steps, 3)[
+            "single"
+        ]
         rows["single GelatoEnv"] = single
         print(f"{'single GelatoEnv':<40} {single:>14,.0f}", flush=True)
         for n in args.sizes:

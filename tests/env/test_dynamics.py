@@ -160,6 +160,9 @@ def test_observation_matches_info(trace_path: str) -> None:
     assert fields.last_budget == pytest.approx(5.0)
     assert fields.last_accepted == pytest.approx(info["n_accepted"])
     assert fields.entropy_ema_nats == pytest.approx(info["entropy_ema_nats"], rel=1e-6)
+    assert fields.max_prob_ema == pytest.approx(info["max_prob_ema"], rel=1e-6)
+    assert fields.queue_j == pytest.approx(info["queue"], rel=1e-6, abs=1e-9)
+    assert fields.rate_bps != pytest.approx(info["rate_bps"])  # the next round's channel
     assert fields.link_latency_s == pytest.approx(env.params.link.uplink_latency_s, rel=1e-6)
     assert fields.progress == pytest.approx(info["n_generated"] / 40)
     assert math.isclose(
