@@ -109,6 +109,9 @@ class SpeculativeDecoder:
         p_top: top-p mass for the top-p set sizes reported per draft token, in (0, 1].
         max_new_tokens: output tokens after which a generation ends (>= 1).
         eos_token_id: token id that ends a generation, or None.
+        vocab_size: V, the shared vocabulary both models' logits are cut to; None requires equal
+            logits widths and takes that (a padded pair's V comes from
+            :attr:`~gelato_env.sd.models.ModelPair.vocab_size`, via :meth:`from_pair`).
 
     Raises:
         ValueError: an out-of-range argument, a model in training mode, or an incompatible pair.
@@ -124,6 +127,7 @@ class SpeculativeDecoder:
         p_top: float = 0.9,
         max_new_tokens: int = 128,
         eos_token_id: int | None = None,
+        vocab_size: int | None = None,
     ) -> None:
         if not isinstance(gamma_max, int) or isinstance(gamma_max, bool) or gamma_max < 1:
             raise ValueError(f"gamma_max must be an int >= 1, got {gamma_max!r}")
@@ -144,8 +148,16 @@ class SpeculativeDecoder:
         for side, model in (("draft", draft), ("target", target)):
             if getattr(model, "training", False):
                 raise ValueError(f"{side} model is in training mode (dropout active); call .eval()")
-        check_compatible(draft, target)
-        self.vocab_size = logits_width(target)
+        if vocab_size is None:
+            vocab_size = check_compatible(draft, target)
+        else:
+            widest = min(logits_width(draft), logits_width(target))
+            if not isinstance(vocab_size, int) or not 1 <= vocab_size <= widest:
+                raise ValueError(
+                    f"vocab_size must be an int in [1, {widest}] (both models' logits width), "
+                    f"got {vocab_size!r}"
+                )
+        self.vocab_size = vocab_size
         if eos_token_id is not None and not 0 <= eos_token_id < self.vocab_size:
             raise ValueError(f"eos_token_id must be in [0, {self.vocab_size}), got {eos_token_id}")
         self.gamma_max = gamma_max
@@ -164,8 +176,9 @@ class SpeculativeDecoder:
 
     @classmethod
     def from_pair(cls, pair: ModelPair, **kwargs: Any) -> SpeculativeDecoder:
-        """Build a decoder for ``pair``; ``eos_token_id`` defaults to the pair's."""
+        """A decoder for ``pair``; ``eos_token_id`` and ``vocab_size`` default to the pair's."""
         kwargs.setdefault("eos_token_id", pair.eos_token_id)
+        kwargs.setdefault("vocab_size", pair.shared_vocab_size())
         return cls(pair.draft, pair.target, **kwargs)
 
     # -- state ---------------------------------------------------------------------------------

@@ -4,6 +4,15 @@
 hub cache), :func:`pair_from_models` wraps in-memory models, and :func:`check_compatible`
 refuses pairs whose vocabularies differ, since speculative decoding compares token ids and
 distributions over one shared vocabulary.
+
+Padded vocabularies: model families pad their embedding matrices past the tokenizer's last id
+by different amounts (Qwen2.5-0.5B has 151,936 logits per position, Qwen2.5-7B 152,064, one
+tokenizer of 151,665 ids). Such a pair is accepted when both tokenizers are given and identical
+and every token id lies below both widths; the shared vocabulary is then the smaller width and
+both models' logits are cut to it (:attr:`ModelPair.vocab_size`). No token maps to the cut
+rows, so greedy output still equals the target's greedy output whenever the target's argmax is
+a real token (always, for a trained model), and sampling follows the target distribution over
+the real tokens.
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ class ModelPair:
         draft_id: where the draft came from (hub id or local path), for trace metadata.
         target_id: where the target came from (hub id or local path), for trace metadata.
         eos_token_id: the id that ends a generation, or None.
+        vocab_size: V, the shared vocabulary both models' logits are cut to (smaller than a
+            padded model's logits width, see the module docstring); None for a pair built
+            without :func:`pair_from_models`, whose V is then the models' common logits width.
     """
 
     draft: Any
@@ -38,6 +50,15 @@ class ModelPair:
     draft_id: str
     target_id: str
     eos_token_id: int | None
+    vocab_size: int | None = None
+
+    def shared_vocab_size(self) -> int:
+        """V: :attr:`vocab_size`, or the common logits width (checked) when that is None."""
+        if self.vocab_size is not None:
+            return self.vocab_size
+        return check_compatible(
+            self.draft, self.target, draft_id=self.draft_id, target_id=self.target_id
+        )
 
 
 def logits_width(model: Any) -> int:
@@ -73,28 +94,21 @@ def check_compatible(
     target_tokenizer: Any = None,
     draft_id: str = "draft",
     target_id: str = "target",
-) -> None:
-    """Refuse a pair that does not share one vocabulary.
+) -> int:
+    """Refuse a pair that does not share one vocabulary; return the shared vocabulary size V.
 
     Compares ``config.vocab_size`` and the logits width (output-embedding rows) of the two
-    models, and, when both tokenizers are given, their ``get_vocab()`` mappings.
+    models, and, when both tokenizers are given, their ``get_vocab()`` mappings. Sizes that
+    differ are accepted only as padding (module docstring): both tokenizers given, identical,
+    and all their ids below both logits widths.
+
+    Returns:
+        V: the common logits width, or the smaller one for a padded pair.
 
     Raises:
         ValueError: naming both models and what differs.
     """
-    for what, draft_size, target_size in (
-        (
-            "config.vocab_size",
-            int(draft_model.config.vocab_size),
-            int(target_model.config.vocab_size),
-        ),
-        ("logits width", logits_width(draft_model), logits_width(target_model)),
-    ):
-        if draft_size != target_size:
-            raise ValueError(
-                f"incompatible model pair: draft {draft_id!r} has {what} {draft_size} but target "
-                f"{target_id!r} has {target_size}; speculative decoding needs one shared vocabulary"
-            )
+    n_ids = None  # the tokenizers' ids span [0, n_ids)
     if draft_tokenizer is not None and target_tokenizer is not None:
         draft_vocab, target_vocab = draft_tokenizer.get_vocab(), target_tokenizer.get_vocab()
         if draft_vocab != target_vocab:
@@ -102,6 +116,30 @@ def check_compatible(
                 f"incompatible model pair: the tokenizers of draft {draft_id!r} and target "
                 f"{target_id!r} differ ({_vocab_diff(draft_vocab, target_vocab)})"
             )
+        n_ids = max(draft_vocab.values(), default=-1) + 1
+    widths = logits_width(draft_model), logits_width(target_model)
+    vocab_size = min(widths)
+    for what, draft_size, target_size in (
+        (
+            "config.vocab_size",
+            int(draft_model.config.vocab_size),
+            int(target_model.config.vocab_size),
+        ),
+        ("logits width", *widths),
+    ):
+        if draft_size != target_size and (n_ids is None or n_ids > vocab_size):
+            padding = (
+                "no tokenizers to tell padding from other tokens"
+                if n_ids is None
+                else f"the tokenizer's ids reach {n_ids - 1}, past the smaller width"
+            )
+            raise ValueError(
+                f"incompatible model pair: draft {draft_id!r} has {what} {draft_size} but target "
+                f"{target_id!r} has {target_size}; speculative decoding needs one shared "
+                f"vocabulary (padded vocabularies are accepted only with one shared tokenizer "
+                f"whose ids fit both: {padding})"
+            )
+    return vocab_size
 
 
 def _eos_token_id(tokenizer: Any, target: Any) -> int | None:
@@ -132,7 +170,8 @@ def pair_from_models(
     Args:
         draft: the draft causal LM.
         target: the target causal LM.
-        tokenizer: the shared tokenizer, or None for id-only pairs.
+        tokenizer: the shared tokenizer, or None for id-only pairs. With a tokenizer, models
+            padded past its ids by different amounts are accepted (module docstring).
         draft_id: a name for the draft, for error messages and trace metadata.
         target_id: a name for the target.
         eos_token_id: the id ending a generation; None takes the tokenizer's, else the target's.
@@ -140,7 +179,14 @@ def pair_from_models(
     Raises:
         ValueError: the vocabularies differ (see :func:`check_compatible`).
     """
-    check_compatible(draft, target, draft_id=draft_id, target_id=target_id)
+    vocab_size = check_compatible(
+        draft,
+        target,
+        draft_tokenizer=tokenizer,
+        target_tokenizer=tokenizer,
+        draft_id=draft_id,
+        target_id=target_id,
+    )
     if eos_token_id is None:
         eos_token_id = _eos_token_id(tokenizer, target)
     return ModelPair(
@@ -150,6 +196,7 @@ def pair_from_models(
         draft_id=draft_id,
         target_id=target_id,
         eos_token_id=eos_token_id,
+        vocab_size=vocab_size,
     )
 
 

@@ -118,12 +118,6 @@ def tokenizer_sha256(tokenizer: Any) -> str:
     return hashlib.sha256(json.dumps(vocab, sort_keys=True).encode()).hexdigest()
 
 
-def _vocab_size(model: Any) -> int:
-    from gelato_env.sd.models import logits_width
-
-    return logits_width(model)
-
-
 def _step_stats(logits: Any, temperature: float, p_top: float, generator: Any) -> dict[str, Any]:
     """Token choice and statistics of q = softmax(logits / T) (T = 0: softmax(logits), argmax).
 
@@ -302,7 +296,7 @@ def record_prompt(
     if not prompt:
         raise ValueError("prompt_ids must not be empty")
     with torch.inference_mode(), _torch_threads(cfg.num_threads):
-        width = _vocab_size(pair.target)
+        width = pair.shared_vocab_size()
         y = _target_decode(pair.target, prompt, cfg, pair.eos_token_id, generator, width)
         parts: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in COLUMNS if k != "target_tokens"}
         y_np = np.asarray(y, dtype=np.int64)
@@ -334,7 +328,7 @@ def _manifest(pair: ModelPair, cfg: RecordConfig, prompt_set: str) -> dict[str, 
         "draft_id": pair.draft_id,
         "target_id": pair.target_id,
         "tokenizer_sha256": tokenizer_sha256(pair.tokenizer),
-        "vocab_size": _vocab_size(pair.target),
+        "vocab_size": pair.shared_vocab_size(),
         "eos_token_id": pair.eos_token_id,
         "temperature": float(cfg.temperature),
         "gamma_max": cfg.gamma_max,

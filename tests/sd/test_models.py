@@ -135,3 +135,62 @@ def test_greedy_on_gpu_matches_target(perturbed_pair) -> None:  # type: ignore[n
     finally:
         draft.to("cpu")
         target.to("cpu")
+
+
+def _padded_pair(tmp_path: Path, draft_width: int, target_width: int):  # type: ignore[no-untyped-def]
+    """Random micro models (synthetic) padded past one 64-id tokenizer by different amounts,
+    as Qwen2.5-0.5B (151,936 logits) and Qwen2.5-7B (152,064) are past their 151,665 ids."""
+    tok = word_tokenizer(VOCAB)
+    draft = save(sharp_gpt2(draft_width, 1, 16, seed=1), tok, tmp_path / "draft")
+    target = save(sharp_gpt2(target_width, 2, 48, seed=7), tok, tmp_path / "target")
+    return load_pair(draft, target, device="cpu", dtype="fp32")
+
+
+@pytest.mark.parametrize(("draft_width", "target_width"), [(64, 72), (80, 64)])
+def test_padded_vocabularies_decode_like_the_target(
+    tmp_path: Path, draft_width: int, target_width: int
+) -> None:
+    pair = _padded_pair(tmp_path, draft_width, target_width)
+    assert pair.vocab_size == pair.shared_vocab_size() == 64
+    prompt = pair.tokenizer("w3 w4 w5")["input_ids"]
+    ids = torch.tensor([prompt])
+    # the reference: the target's own greedy decoding, padded ids (no token) masked out
+    expected = pair.target.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        do_sample=False,
+        max_new_tokens=24,
+        suppress_tokens=list(range(64, target_width)) or None,
+    )[0, 3:].tolist()
+    for budget in (1, 3, 6):
+        dec = SpeculativeDecoder.from_pair(pair, gamma_max=6, max_new_tokens=24)
+        assert dec.vocab_size == 64
+        assert dec.generate(prompt, budget) == expected, budget
+
+
+def test_padded_pair_records_a_trace_over_the_shared_vocabulary(tmp_path: Path) -> None:
+    from gelato_env.traces.prompts import PromptTokens
+    from gelato_env.traces.recorder import RecordConfig, record_trace
+
+    pair = _padded_pair(tmp_path, 64, 72)
+    prompts = [PromptTokens(f"p{i}", (3 + i, 4 + i, 5 + i)) for i in range(2)]
+    cfg = RecordConfig(gamma_max=4, max_new_tokens=12, batch_positions=8)
+    trace, _ = record_trace(pair, prompts, tmp_path / "trace", cfg, progress=False)
+    assert trace.header.vocab_size == 64
+    dec = SpeculativeDecoder.from_pair(pair, gamma_max=4, max_new_tokens=12)
+    for i, prompt in enumerate(prompts):
+        assert trace.output_of(i).tolist() == dec.generate(list(prompt.token_ids), 0)
+
+
+def test_padding_needs_one_tokenizer_whose_ids_fit(tmp_path: Path) -> None:
+    tok = word_tokenizer(VOCAB)  # ids 0..63
+    with pytest.raises(ValueError, match="no tokenizers to tell padding"):
+        pair_from_models(sharp_gpt2(64, 1, 16, seed=1), sharp_gpt2(72, 1, 16, seed=2))
+    with pytest.raises(ValueError, match="the tokenizer's ids reach 63, past the smaller width"):
+        pair_from_models(sharp_gpt2(48, 1, 16, seed=1), sharp_gpt2(72, 1, 16, seed=2), tok)
+    with pytest.raises(ValueError, match="shared vocabulary"):
+        SpeculativeDecoder(sharp_gpt2(64, 1, 16, seed=1), sharp_gpt2(72, 1, 16, seed=2))
+    padded = pair_from_models(sharp_gpt2(64, 1, 16, seed=1), sharp_gpt2(72, 1, 16, seed=2), tok)
+    assert padded.vocab_size == 64
+    with pytest.raises(ValueError, match=r"vocab_size must be an int in \[1, 64\]"):
+        SpeculativeDecoder(padded.draft, padded.target, vocab_size=65)
