@@ -271,7 +271,10 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self._inv_entropy = 1.0 / scales.entropy_scale_nats
         self._inv_gamma = 1.0 / gamma_max
         self._hi = [float(x) for x in self._high]
+        # observation bounds of the fields that can exceed them
+        self._clip_hi = tuple(self._hi[i] for i in (QUEUE, RATE, ENTROPY_EMA, BUDGET_USED))
         self._beta = config.ema_decay
+        self._ema_weight = 1.0 - config.ema_decay  # (1 - beta), the EMA's weight of a new token
         self._reward_mode = config.reward_mode
         self._v = config.v
         self._per_token = config.action_mode == "per_token"
@@ -368,7 +371,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             "budget_used_frac": self._used_frac(),
             "n_generated": self._n_generated,
         }
-        return self._observation(), info
+        return self._observation(info["budget_used_frac"]), info
 
     def step(self, action: Any) -> tuple[ObsArray, SupportsFloat, bool, bool, dict[str, Any]]:
         """Play one round (or, in ``per_token`` mode, one drafting decision)."""
@@ -384,7 +387,10 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             budget = self._drafted + a  # offload, or the gamma_max cap was reached
             rule: ExitRule = _NO_EXIT
         elif self._threshold_mode:
-            budget, level = int(action[0]), int(action[1])
+            budget, level = (
+                action.tolist() if isinstance(action, np.ndarray) else (action[0], action[1])
+            )
+            budget, level = int(budget), int(level)
             assert 0 <= budget <= self._gamma_max, (
                 f"action {action!r} is not in {self.action_space}"
             )
@@ -466,16 +472,17 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self._allowance_sum_j += allowance_j
         self._n_generated += n_tokens
 
-        beta = self._beta
         ema_h, ema_p = self._entropy_ema, self._max_prob_ema
         entropies = result.entropy.tolist()
         if entropies:
+            beta, weight = self._beta, self._ema_weight
             for h, p in zip(entropies, result.max_prob.tolist(), strict=True):
-                ema_h = beta * ema_h + (1.0 - beta) * h
-                ema_p = beta * ema_p + (1.0 - beta) * p
+                ema_h = beta * ema_h + weight * h
+                ema_p = beta * ema_p + weight * p
             self._entropy_ema, self._max_prob_ema = ema_h, ema_p
 
         throughput = n_tokens / latency_s
+        used_frac = self._used_frac()
         if self._reward_mode == "dpp":
             penalty = queue_before * energy_j
             reward = self._v * throughput - penalty
@@ -507,7 +514,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             "queue": self._queue,
             "queue_before": queue_before,
             "allowance_j": allowance_j,
-            "budget_used_frac": self._used_frac(),
+            "budget_used_frac": used_frac,
             "throughput_tps": throughput,
             "reward_throughput": throughput,
             "reward_penalty": penalty,
@@ -532,7 +539,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
 
         self._last_accepted_obs = result.n_accepted * self._inv_gamma
         self._last_budget_obs = result.budget * self._inv_gamma
-        return self._observation(), reward, terminated, False, info
+        return self._observation(used_frac), reward, terminated, False, info
 
     def _in_round_step(self) -> tuple[ObsArray, float, bool, bool, dict[str, Any]]:
         info = dict(self._idle_info)
@@ -544,8 +551,8 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         info["snr_db"] = self._snr_db
         info["entropy_ema_nats"] = self._entropy_ema
         info["max_prob_ema"] = self._max_prob_ema
-        info["budget_used_frac"] = self._used_frac()
-        return self._observation(), 0.0, False, False, info
+        info["budget_used_frac"] = used_frac = self._used_frac()
+        return self._observation(used_frac), 0.0, False, False, info
 
     _idle_info: Mapping[str, Any] = {
         "budget": 0,
@@ -573,24 +580,34 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             return self._energy_sum_j / self._allowance_sum_j
         return 0.0 if self._energy_sum_j == 0.0 else math.inf
 
-    def _observation(self) -> ObsArray:
-        """A fresh observation vector (one ``np.array`` call: cheaper than item writes)."""
-        hi = self._hi
+    def _observation(self, used_frac: float) -> ObsArray:
+        """A fresh observation vector, ``used_frac`` being the energy budget used so far.
+
+        Built from a list in one ``np.array`` call (cheaper than item writes), clipped with
+        conditional expressions (cheaper than ``min`` calls): this runs every step.
+        """
+        queue_hi, rate_hi, entropy_hi, used_hi = self._clip_hi
+        queue = self._queue * self._inv_queue
+        rate = self._rate_bps * self._inv_rate
+        entropy = self._entropy_ema * self._inv_entropy
+        progress = self._n_generated / self._max_new_tokens
         values = [
-            min(self._queue * self._inv_queue, hi[QUEUE]),
-            min(self._rate_bps * self._inv_rate, hi[RATE]),
+            queue if queue < queue_hi else queue_hi,
+            rate if rate < rate_hi else rate_hi,
             self._latency_obs,
-            min(self._entropy_ema * self._inv_entropy, hi[ENTROPY_EMA]),
+            entropy if entropy < entropy_hi else entropy_hi,
             self._max_prob_ema,
             self._last_accepted_obs,
             self._last_budget_obs,
-            min(self._used_frac(), hi[BUDGET_USED]),
-            min(self._n_generated / self._max_new_tokens, 1.0),
+            used_frac if used_frac < used_hi else used_hi,
+            progress if progress < 1.0 else 1.0,
         ]
         if self._per_token:
+            next_entropy = self._next_entropy * self._inv_entropy
+            next_hi = self._hi[NEXT_ENTROPY]
             values += (
                 self._drafted * self._inv_gamma,
-                min(self._next_entropy * self._inv_entropy, hi[NEXT_ENTROPY]),
+                next_entropy if next_entropy < next_hi else next_hi,
                 self._next_max_prob,
             )
         return np.array(values, dtype=np.float32)

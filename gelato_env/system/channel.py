@@ -39,6 +39,7 @@ from gelato_env.system.radio import (
     gain_for_snr_db,
     noise_power_w,
     path_gain,
+    rate_and_snr_db,
     shannon_rate_bps,
     snr_db,
     snr_db_for_rate,
@@ -154,11 +155,8 @@ class _FadingChannel:
     def _state(self, fading: float) -> ChannelState:
         gain = self.path_gain * fading
         radio = self.radio
-        return ChannelState(
-            rate_bps=shannon_rate_bps(radio.bandwidth_hz, radio.tx_power_w, gain, self.noise_w),
-            snr_db=snr_db(radio.tx_power_w, gain, self.noise_w),
-            gain=gain,
-        )
+        rate, snr = rate_and_snr_db(radio.bandwidth_hz, radio.tx_power_w, gain, self.noise_w)
+        return ChannelState(rate_bps=rate, snr_db=snr, gain=gain)
 
     def _batch(self, fading: FloatArray, memory: npt.NDArray[Any]) -> ChannelBatch:
         gain = self.path_gain * fading

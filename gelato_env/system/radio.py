@@ -86,6 +86,25 @@ def snr_db(tx_power_w: float, gain: FloatOrArray, noise_w: float) -> FloatOrArra
     return 10.0 * math.log10(snr) if snr > 0 else -math.inf
 
 
+def rate_and_snr_db(
+    bandwidth_hz: float, tx_power_w: float, gain: float, noise_w: float
+) -> tuple[float, float]:
+    """(:func:`shannon_rate_bps`, :func:`snr_db`) of one scalar gain, the SNR computed once.
+
+    The single env's per-round channel state; equal to the two functions bit for bit (the same
+    float operations).
+
+    >>> rate, snr = rate_and_snr_db(1e6, 0.2, path_gain(300.0), noise_power_w(1e6, -174.0, 9.0))
+    >>> round(rate), round(snr, 3)
+    (6517032, 19.571)
+    """
+    snr = tx_power_w * gain / noise_w
+    return (
+        bandwidth_hz * math.log2(1.0 + snr),
+        10.0 * math.log10(snr) if snr > 0 else -math.inf,
+    )
+
+
 def snr_db_for_rate(rate_bps: FloatOrArray, bandwidth_hz: float) -> FloatOrArray:
     """SNR in dB at which the Shannon rate over ``bandwidth_hz`` equals ``rate_bps``.
 

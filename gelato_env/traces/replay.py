@@ -227,7 +227,8 @@ class _StopIndex:
         self._entropy = entropy
         self._max_prob = max_prob
         self._gamma_max = gamma_max
-        self._tables: dict[ExitRule, bytearray] = {}
+        self._tables: dict[ExitRule, bytearray] = {}  # by rule equality
+        self._by_id: dict[int, tuple[ExitRule, bytearray | None]] = {}  # by rule identity
         self._last_rule: ExitRule | None = None
         self._last_table: bytearray | None = None
 
@@ -235,13 +236,20 @@ class _StopIndex:
         """The rule's stop-index table, or None for a custom rule."""
         if rule is self._last_rule:  # the env passes one rule object round after round
             return self._last_table
-        table = None
-        if type(rule) in VECTORIZED_RULES:
-            table = self._tables.get(rule)
-            if table is None:
-                if len(self._tables) >= _MAX_TABLES:  # many distinct rules: drop the oldest
-                    del self._tables[next(iter(self._tables))]
-                table = self._tables[rule] = bytearray([_UNKNOWN]) * self._entropy.shape[0]
+        entry = self._by_id.get(id(rule))  # a few rule objects in turns (budget_threshold)
+        if entry is not None and entry[0] is rule:
+            table = entry[1]
+        else:
+            table = None
+            if type(rule) in VECTORIZED_RULES:
+                table = self._tables.get(rule)
+                if table is None:
+                    if len(self._tables) >= _MAX_TABLES:  # many distinct rules: drop the oldest
+                        del self._tables[next(iter(self._tables))]
+                    table = self._tables[rule] = bytearray([_UNKNOWN]) * self._entropy.shape[0]
+            if len(self._by_id) >= _MAX_TABLES:
+                self._by_id.clear()
+            self._by_id[id(rule)] = (rule, table)  # holds the rule, so its id stays its own
         self._last_rule, self._last_table = rule, table
         return table
 
