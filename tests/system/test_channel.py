@@ -218,3 +218,16 @@ def test_malformed_trace_names_file_and_line(tmp_path, text, match):
 def test_missing_trace_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         TraceRate(RADIO, tmp_path / "absent.csv")
+
+
+def test_rate_and_snr_db_equals_the_two_functions_bit_for_bit() -> None:
+    from gelato_env.system.radio import rate_and_snr_db, shannon_rate_bps, snr_db
+
+    gen = np.random.default_rng(3)
+    gains = [0.0, 1e-30, *gen.exponential(size=200).tolist(), 1e-3]
+    for gain in gains:
+        got = rate_and_snr_db(2e6, 0.3, gain * 1e-11, 4e-15)
+        assert got == (
+            shannon_rate_bps(2e6, 0.3, gain * 1e-11, 4e-15),
+            snr_db(0.3, gain * 1e-11, 4e-15),
+        )
