@@ -23,6 +23,7 @@ determines them) is verified once per process per file state.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -233,7 +234,18 @@ def _load_column(path: Path, spec: dict[str, Any]) -> npt.NDArray[Any]:
         raise TraceError(f"{path}: trace column missing")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):  # the file is fine, the process is not
+            raise OSError(
+                exc.errno,
+                f"{path}: cannot map the trace column: too many open files (every loaded trace "
+                f"holds one descriptor per column; build many envs as one GelatoVectorEnv, or "
+                f"raise the limit with `ulimit -n`)",
+            ) from None
+        if exc.errno is not None:
+            raise OSError(exc.errno, f"{path}: cannot read the trace column ({exc})") from None
+        raise TraceError(f"{path}: truncated or corrupt trace column ({exc})") from None
+    except (ValueError, EOFError) as exc:
         raise TraceError(f"{path}: truncated or corrupt trace column ({exc})") from None
     if array.dtype.str != spec["dtype"] or list(array.shape) != list(spec["shape"]):
         raise TraceError(

@@ -111,3 +111,20 @@ def test_roundtrip_and_memory_mapped(micro_trace):
     assert again.entropy.base is not None  # a view on the mapped file, not a copy
     assert again.prompt_offsets[0] == 0
     assert int(again.prompt_offsets[-1]) == again.n_positions
+
+
+def test_out_of_file_descriptors_is_not_called_corruption(micro_trace, monkeypatch):
+    """EMFILE (e.g. thousands of single envs each mapping the trace) names the limit, not the
+    file: the trace is fine and must not be reported truncated or corrupt."""
+    import errno
+
+    import gelato_env.traces.store as store
+
+    def no_descriptors(*args, **kwargs):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(store.np, "load", no_descriptors)
+    with pytest.raises(OSError, match=r"too many open files.*ulimit -n") as info:
+        store.load_trace(micro_trace.path)
+    assert not isinstance(info.value, store.TraceError)
+    assert info.value.errno == errno.EMFILE
