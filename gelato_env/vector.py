@@ -11,8 +11,8 @@ of numpy calls plus ~0.15 us per env):
 
 * Per-position tables (:class:`_RoundTables`, built once from the trace): for a fixed exit rule
   the realized length is a pure function of (trace position, cap), so the rule runs once per
-  position and cap at construction
-  (:func:`~gelato_env.sd.exit_rules.realized_lengths`) and a step gathers gamma from a
+  position at construction (:func:`~gelato_env.sd.exit_rules.realized_lengths`; causal rules
+  stop at min(stop index, cap)) and a step gathers gamma from a
   ``(n_pos, gamma_max + 1)`` table (one per threshold level in ``budget_threshold`` mode); the
   uplink payload and the mean entropy of the drafted tokens are gathered at (position, gamma),
   greedy acceptance from the leading match bits per position, costs from the ``round_cost``
@@ -131,14 +131,17 @@ def _length_table(
     gamma_max: int,
     threshold: float | None,
 ) -> npt.NDArray[np.integer[Any]]:
-    """``realized_lengths`` of every trace position at every cap, shape ``(n_pos, G + 1)``."""
+    """``realized_lengths`` of every trace position at every cap, shape ``(n_pos, G + 1)``.
+
+    The built-in rules are causal, so the length at cap c is min(s, c), s being the length at
+    cap G (the replay backend's stop indices rest on the same fact).
+    """
     n_pos = entropy.shape[0]
     thresholds = None if threshold is None else np.full(n_pos, threshold)
-    table = np.empty((n_pos, gamma_max + 1), dtype=np.min_scalar_type(gamma_max))
-    for cap in range(gamma_max + 1):
-        caps = np.full(n_pos, cap, dtype=np.int64)
-        table[:, cap] = realized_lengths(rule, entropy, max_prob, caps, thresholds)
-    return table
+    full = np.full(n_pos, gamma_max, dtype=np.int64)
+    stop = realized_lengths(rule, entropy, max_prob, full, thresholds)  # (n_pos,)
+    caps = np.arange(gamma_max + 1)
+    return np.minimum(stop[:, None], caps).astype(np.min_scalar_type(gamma_max))
 
 
 class _RoundTables:
