@@ -58,7 +58,7 @@ from gelato_env.sd.verify import (
 )
 
 
-def _cache_kwarg(model: Any) -> str:
+def cache_kwarg(model: Any) -> str:
     """Name of the forward argument taking the KV cache (``cache`` in transformers 5.x)."""
     params = inspect.signature(model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
@@ -74,7 +74,7 @@ class _CachedLM:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.device = _device_of(model)
-        self._cache_kw = _cache_kwarg(model)
+        self._cache_kw = cache_kwarg(model)
         self.cache: DynamicCache | None = None
         self.n_cached = 0
 
@@ -403,6 +403,20 @@ class SpeculativeDecoder:
         # the draft saw context[:n_old] + the proposal minus its last token (never fed)
         self._draft.crop_to(min(self._draft.n_cached, n_old + n_accepted, n_new - 1))
         self._clear_proposal()
+
+    def prefix_kv(self, side: str) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """The KV cache of one model as per-layer ``(keys, values)``, each ``(1, H, N, D)``.
+
+        They hold ``context[:N]`` of the current (or finished) generation; the trace recorder
+        reuses them instead of re-encoding the sequence. None before any forward.
+
+        Args:
+            side: ``"draft"`` or ``"target"``.
+        """
+        lm = {"draft": self._draft, "target": self._target}[side]
+        if lm.cache is None or lm.n_cached == 0:
+            return None
+        return [(layer.keys, layer.values) for layer in lm.cache.layers]
 
     def generate(
         self,

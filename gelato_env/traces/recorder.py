@@ -46,6 +46,7 @@ from gelato_env.traces.prompts import PromptTokens
 from gelato_env.traces.store import COLUMNS, Trace, TraceError, load_trace, write_trace
 
 CHUNK_DIR = "chunks"
+RECORD_METHODS = ("prefix_cached", "reencode")
 MANIFEST_FILE = "recording.json"
 
 
@@ -72,6 +73,8 @@ class RecordConfig:
     seed: int = 0
     batch_positions: int = 32
     num_threads: int | None = None
+    method: str = "prefix_cached"  # [D] the fast recorder; "reencode" is the reference
+    decode_budget: int = 4  # [D] SD budget producing y at T = 0 (speed only: SD is lossless)
 
     def __post_init__(self) -> None:
         for name in ("gamma_max", "max_new_tokens", "batch_positions", "seed"):
@@ -84,6 +87,10 @@ class RecordConfig:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1 or None, got {self.num_threads}")
+        if self.method not in RECORD_METHODS:
+            raise ValueError(f"method must be one of {RECORD_METHODS}, got {self.method!r}")
+        if not isinstance(self.decode_budget, int) or self.decode_budget < 1:
+            raise ValueError(f"decode_budget must be an int >= 1, got {self.decode_budget!r}")
         if self.batch_positions < 1:
             raise ValueError(f"batch_positions must be >= 1, got {self.batch_positions}")
         if not self.temperature >= 0.0:
@@ -118,150 +125,6 @@ def tokenizer_sha256(tokenizer: Any) -> str:
     return hashlib.sha256(json.dumps(vocab, sort_keys=True).encode()).hexdigest()
 
 
-def _step_stats(logits: Any, temperature: float, p_top: float, generator: Any) -> dict[str, Any]:
-    """Token choice and statistics of q = softmax(logits / T) (T = 0: softmax(logits), argmax).
-
-    Uses the live engine's own formulas (:mod:`gelato_env.sd.verify`: float32 log-softmax), so
-    recorded entropies equal the engine's up to batched-forward rounding.
-
-    Args:
-        logits: shape ``(B, V)``, already cut to the target's logits width.
-        temperature: T >= 0.
-        p_top: top-p mass for the top-p set size.
-        generator: ``torch.Generator`` for sampling, or None.
-    """
-    import torch
-
-    from gelato_env.sd.verify import entropy_max_prob, log_probs, topp_size
-
-    log_q = log_probs(logits, temperature)  # (B, V) float32
-    if temperature == 0.0:
-        token = logits.argmax(dim=-1)
-    else:
-        token = torch.multinomial(log_q.exp(), 1, generator=generator).squeeze(-1)
-    h_mp = entropy_max_prob(log_q)  # (B, 2)
-    return {
-        "token": token,
-        "entropy": h_mp[:, 0],
-        "max_prob": h_mp[:, 1],
-        "topp_size": topp_size(log_q, p_top),
-        "q_token": log_q.exp().gather(-1, token[:, None]).squeeze(-1),
-    }
-
-
-def _left_pad(rows: list[list[int]], device: Any) -> tuple[Any, Any, Any]:
-    """Left-pad token rows: ids, attention mask and position ids, each shape ``(B, max_len)``."""
-    import torch
-
-    width = max(len(r) for r in rows)
-    ids = torch.zeros((len(rows), width), dtype=torch.long, device=device)
-    mask = torch.zeros_like(ids)
-    for b, row in enumerate(rows):
-        ids[b, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-        mask[b, width - len(row) :] = 1
-    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
-    return ids, mask, positions
-
-
-def _target_decode(
-    target: Any, prompt: Sequence[int], cfg: RecordConfig, eos: int | None, gen: Any, width: int
-) -> list[int]:
-    """The target's own decoding y_0..y_{L-1} (incremental, KV-cached, like the live engine)."""
-    import torch
-
-    device = next(target.parameters()).device
-    ids = torch.tensor([list(prompt)], device=device)
-    out = target(input_ids=ids, use_cache=True, logits_to_keep=1)
-    y: list[int] = []
-    while True:
-        logits = out.logits[:, -1, :width]  # (1, V)
-        tok = int(_step_stats(logits, cfg.temperature, cfg.p_top, gen)["token"][0])
-        y.append(tok)
-        if tok == eos or len(y) == cfg.max_new_tokens:
-            return y
-        nxt = torch.tensor([[tok]], device=device)
-        out = target(input_ids=nxt, cache=out.cache, use_cache=True, logits_to_keep=1)
-
-
-def _draft_continuations(
-    draft: Any, contexts: list[list[int]], cfg: RecordConfig, gen: Any, width: int
-) -> dict[str, Any]:
-    """The draft's own G-step continuation of every context; tensors of shape ``(B, G)``."""
-    import torch
-
-    device = next(draft.parameters()).device
-    ids, mask, positions = _left_pad(contexts, device)
-    out = draft(
-        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
-    )
-    steps = []
-    for j in range(cfg.gamma_max):
-        stats = _step_stats(out.logits[:, -1, :width], cfg.temperature, cfg.p_top, gen)
-        steps.append(stats)
-        if j + 1 == cfg.gamma_max:
-            break
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)  # (B, len + 1)
-        positions = positions[:, -1:] + 1  # (B, 1)
-        out = draft(
-            input_ids=stats["token"][:, None],
-            attention_mask=mask,
-            position_ids=positions,
-            cache=out.cache,
-            use_cache=True,
-        )
-    return {k: torch.stack([s[k] for s in steps], dim=1) for k in steps[0]}
-
-
-def _verify_continuations(
-    target: Any, contexts: list[list[int]], drafts: Any, q_token: Any, cfg: RecordConfig, width: int
-) -> Any:
-    """Target verdict on each draft token along the draft's continuation, shape ``(B, G)``.
-
-    Greedy: 1.0 where d_j equals the target argmax given prefix + d_<j, else 0.0.
-    Sampling: min(1, p(d_j) / q(d_j)) with p = softmax(target logits / T).
-    """
-    import torch
-
-    from gelato_env.sd.verify import log_probs
-
-    g = cfg.gamma_max
-    rows = [c + d for c, d in zip(contexts, drafts.tolist(), strict=True)]
-    ids, mask, positions = _left_pad(rows, drafts.device)
-    logits = target(
-        input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=g + 1
-    ).logits[:, :g, :width]  # (B, G, V): the positions that predict d_1..d_G
-    if cfg.temperature == 0.0:
-        return (logits.argmax(dim=-1) == drafts).double()
-    p = log_probs(logits, cfg.temperature).exp()  # (B, G, V)
-    p_token = p.gather(-1, drafts[..., None]).squeeze(-1)  # (B, G)
-    q_token = q_token.clamp_min(torch.finfo(q_token.dtype).tiny)  # d ~ q, so q(d) > 0
-    return (p_token / q_token).clamp_max(1.0).double()
-
-
-def _consistent_bits(
-    bits: npt.NDArray[np.float64], drafts: npt.NDArray[np.int64], y: npt.NDArray[np.int64], t0: int
-) -> tuple[npt.NDArray[np.float64], int]:
-    """Take leading greedy match bits against the recorded y (see module docstring).
-
-    Returns the corrected bits, shape ``(B, G)``, and how many rows the batched pass disagreed on.
-    """
-    bits = bits.copy()
-    n_bad = 0
-    length = y.shape[0]
-    for b in range(bits.shape[0]):
-        t = t0 + b
-        for j in range(bits.shape[1]):
-            if t + j >= length:
-                break
-            match = float(drafts[b, j] == y[t + j])
-            if bits[b, j] != match:
-                n_bad += 1
-                bits[b, j] = match
-            if not match:
-                break
-    return bits, n_bad
-
-
 @contextmanager
 def _torch_threads(n: int | None) -> Iterator[None]:
     import torch
@@ -278,7 +141,7 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 def record_prompt(
     pair: ModelPair, prompt_ids: Sequence[int], cfg: RecordConfig, *, generator: Any = None
 ) -> tuple[dict[str, npt.NDArray[Any]], int]:
-    """Record one prompt.
+    """Record one prompt with ``cfg.method`` (see :mod:`gelato_env.sd.rollouts`).
 
     Args:
         pair: the draft/target models.
@@ -288,39 +151,26 @@ def record_prompt(
 
     Returns:
         The prompt's columns (``target_tokens`` shape ``(L,)``, the others ``(L, G)``) and the
-        number of leading match bits the batched target pass disagreed on.
+        number of match bits the batched target pass disagreed with the recorded y on.
     """
     import torch
+
+    from gelato_env.sd.rollouts import ROLLOUTS, RolloutSpec
 
     prompt = [int(i) for i in prompt_ids]
     if not prompt:
         raise ValueError("prompt_ids must not be empty")
+    spec = RolloutSpec(
+        gamma_max=cfg.gamma_max,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        p_top=cfg.p_top,
+        batch_positions=cfg.batch_positions,
+        decode_budget=cfg.decode_budget,
+    )
     with torch.inference_mode(), _torch_threads(cfg.num_threads):
-        width = pair.shared_vocab_size()
-        y = _target_decode(pair.target, prompt, cfg, pair.eos_token_id, generator, width)
-        parts: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in COLUMNS if k != "target_tokens"}
-        y_np = np.asarray(y, dtype=np.int64)
-        n_bad = 0
-        for t0 in range(0, len(y), cfg.batch_positions):
-            ts = range(t0, min(len(y), t0 + cfg.batch_positions))
-            contexts = [prompt + y[:t] for t in ts]
-            cont = _draft_continuations(pair.draft, contexts, cfg, generator, width)
-            bits = _verify_continuations(
-                pair.target, contexts, cont["token"], cont["q_token"], cfg, width
-            )
-            bits_np = bits.cpu().numpy()
-            if cfg.temperature == 0.0:
-                bits_np, bad = _consistent_bits(bits_np, cont["token"].cpu().numpy(), y_np, t0)
-                n_bad += bad
-            parts["draft_tokens"].append(cont["token"].cpu().numpy())
-            parts["entropy"].append(cont["entropy"].cpu().numpy())
-            parts["max_prob"].append(cont["max_prob"].cpu().numpy())
-            parts["topp_size"].append(cont["topp_size"].cpu().numpy())
-            parts["accept_prob"].append(bits_np)
-    columns = {"target_tokens": y_np.astype(COLUMNS["target_tokens"][0])}
-    for name, chunks in parts.items():
-        columns[name] = np.concatenate(chunks).astype(COLUMNS[name][0])
-    return columns, n_bad
+        raw, n_bad = ROLLOUTS[cfg.method](pair, prompt, spec, generator=generator)
+    return {name: raw[name].astype(COLUMNS[name][0]) for name in COLUMNS}, n_bad
 
 
 def _manifest(pair: ModelPair, cfg: RecordConfig, prompt_set: str) -> dict[str, Any]:
