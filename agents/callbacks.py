@@ -3,11 +3,26 @@
 * :class:`SDMetrics`: episode statistics of the SD env (throughput, energy per token, budget use,
   backlog, accepted length) into the SB3 logger under ``charts/``, ``sd/``, ``energy/``.
 * :class:`LagrangeMultiplier`: the adaptive multiplier of the ``lagrangian`` reward.
-* :class:`ResumableCheckpoint`: SB3's ``CheckpointCallback`` plus the run state a resume needs,
-  with each checkpoint logged as a W&B model artifact.
+* :class:`HeldOutEvaluation`: SB3's ``EvalCallback`` on a fixed schedule (every ``k *
+  eval_freq`` env steps, kept across resumes), each evaluation reseeded by its index, and the
+  held-out throughput sum(tokens) / sum(time) as ``eval/throughput_tok_s``.
+* :class:`ThroughputMeter`: that throughput for any ``evaluate_policy`` call (``callback=``).
+* :class:`ResumableCheckpoint`: checkpoints with the run state a resume needs, every ``k *
+  checkpoint_freq`` env steps, at a rollout boundary for on-policy algorithms; each one can be
+  logged as a W&B model artifact.
 * :class:`StopTraining`: ends ``learn`` cleanly on SIGINT/SIGTERM or at a step limit.
 * :class:`JsonlWriter` / :class:`WandbWriter`: SB3 ``KVWriter`` outputs, so every metric the
-  logger records reaches the local ``metrics.jsonl`` and W&B with the same keys.
+  logger records reaches the local ``metrics.jsonl`` and W&B with the same keys;
+  :func:`truncate_metrics` cuts ``metrics.jsonl`` back to a checkpoint on resume.
+
+Resume and the metrics file. Every metrics row carries the ``global_step`` at which it was
+dumped, and a checkpoint at step S includes everything dumped at or before S. A run killed at
+any moment resumes from its last checkpoint S after :func:`truncate_metrics` dropped the rows
+with ``global_step > S`` (and a line cut by the kill), so no step is logged twice and steps
+never run backwards. On-policy checkpoints (PPO, A2C) are taken after the update that closes a
+rollout, so a resumed run's rollouts and metrics rows fall on the same steps as an
+uninterrupted run's; held-out evaluations run at the first step at or past each multiple of
+``eval_freq`` whatever the resumes.
 """
 
 from __future__ import annotations
@@ -22,8 +37,9 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import KVWriter
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from agents.training import Checkpoint, RunState, checkpoint_paths, list_checkpoints
 from agents.training import write_text_atomic as _write_atomic
@@ -94,9 +110,40 @@ class JsonlWriter(KVWriter):
         self._file.close()
 
 
+def read_metrics(jsonl: Path) -> list[dict[str, float]]:
+    """The rows of a ``metrics.jsonl`` (a last line cut by a kill is skipped; none: [])."""
+    if not jsonl.is_file():
+        return []
+    rows = []
+    for line in jsonl.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line the kill cut short
+        if isinstance(row, dict) and "global_step" in row:
+            rows.append(row)
+    return rows
+
+
+def truncate_metrics(jsonl: Path, max_step: int) -> int:
+    """Keep the rows of ``jsonl`` dumped at ``global_step <= max_step``; returns rows dropped.
+
+    A resume from a checkpoint at step S calls this with S (a fresh start with -1): rows of
+    the interrupted segment past the checkpoint go, so the resumed run logs them once.
+    """
+    if not jsonl.is_file():
+        return 0
+    lines = [line for line in jsonl.read_text().splitlines() if line.strip()]
+    kept = [row for row in read_metrics(jsonl) if row["global_step"] <= max_step]
+    if len(kept) == len(lines):
+        return 0
+    _write_atomic(jsonl, "".join(json.dumps(row) + "\n" for row in kept))
+    return len(lines) - len(kept)
+
+
 def jsonl_to_csv(jsonl: Path, out: Path) -> Path:
     """Write the rows of ``jsonl`` as a CSV with the union of their keys (blank where absent)."""
-    rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    rows = read_metrics(jsonl)
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
@@ -215,18 +262,124 @@ class LagrangeMultiplier(BaseCallback):
         self.logger.record("energy/net_energy_per_round_j", mean_net_j)
 
 
-class ResumableCheckpoint(CheckpointCallback):
-    """SB3's ``CheckpointCallback`` whose checkpoints a run can resume from.
+class ThroughputMeter:
+    """Held-out throughput sum(tokens) / sum(time) over ``evaluate_policy`` episodes, tokens/s.
 
-    Saves the model, the replay buffer (off-policy), the ``VecNormalize`` statistics and last a
-    :class:`~agents.training.RunState` (``state_fn`` supplies it), keeps the newest
-    ``keep`` checkpoints, and hands each model to ``on_save`` (the W&B artifact upload).
+    SB3's ``eval/mean_reward`` averages episode returns; with the ``throughput`` reward a
+    return is a sum of per-round rates N_k / T_k, not a rate. Pass the meter as
+    ``evaluate_policy(..., callback=meter)``: it adds up ``info["n_tokens"]`` and
+    ``info["latency_s"]`` of every counted step.
+    """
+
+    def __init__(self) -> None:
+        self.n_tokens = 0.0
+        self.time_s = 0.0
+
+    def reset(self) -> None:
+        """Start a new evaluation."""
+        self.n_tokens, self.time_s = 0.0, 0.0
+
+    def __call__(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        """``evaluate_policy``'s per-step callback."""
+        info = locals_["info"]
+        self.n_tokens += float(info.get("n_tokens", 0.0))
+        self.time_s += float(info.get("latency_s", 0.0))
+
+    @property
+    def throughput_tps(self) -> float:
+        """sum(tokens) / sum(time), tokens/s (NaN before any time has passed)."""
+        return self.n_tokens / self.time_s if self.time_s > 0.0 else math.nan
+
+
+class HeldOutEvaluation(EvalCallback):
+    """SB3's ``EvalCallback`` at every ``k * eval_freq`` env steps, surviving resumes.
+
+    An evaluation runs at the first callback step whose timestep count reaches the next
+    multiple of ``eval_freq`` after ``last_eval_step`` (a resumed run passes its checkpoint's),
+    so the schedule does not restart at the resume step. Evaluation k resets the eval env with
+    seed ``seed + k``: the same parameters give the same episodes and numbers in an
+    interrupted and an uninterrupted run. Besides ``eval/mean_reward`` it logs
+    ``eval/throughput_tok_s`` (:class:`ThroughputMeter`).
 
     Args:
-        save_freq: checkpoint every this many callback calls (vectorized steps).
+        eval_env: the held-out ``VecEnv``.
+        eval_freq: env steps (all envs together) between evaluations, >= 1.
+        seed: seed of evaluation 0's episodes.
+        last_eval_step: timestep count of the last evaluation done (0: none yet).
+        **kwargs: ``EvalCallback`` arguments (``n_eval_episodes``, ``best_model_save_path``,
+            ``log_path``, ...).
+    """
+
+    def __init__(
+        self, eval_env: Any, *, eval_freq: int, seed: int, last_eval_step: int = 0, **kwargs: Any
+    ) -> None:
+        if eval_freq < 1:
+            raise ValueError(f"eval_freq must be >= 1, got {eval_freq}")
+        super().__init__(eval_env, eval_freq=1, deterministic=True, verbose=0, **kwargs)
+        self.every_steps = int(eval_freq)
+        self.seed = int(seed)
+        self.last_eval_step = int(last_eval_step)
+        self.meter = ThroughputMeter()
+        self.history: list[tuple[int, float]] = []  # (step, mean reward) of this segment
+
+    def restore_log(self, max_step: int) -> None:
+        """Reload the evaluations of earlier segments (``log_path``) up to ``max_step``."""
+        if self.log_path is None:
+            return
+        path = Path(f"{self.log_path}.npz")  # np.savez adds the suffix
+        if not path.is_file():
+            return
+        with np.load(path) as data:
+            keep = [i for i, step in enumerate(data["timesteps"]) if step <= max_step]
+            self.evaluations_timesteps = [int(data["timesteps"][i]) for i in keep]
+            self.evaluations_results = [list(data["results"][i]) for i in keep]
+            self.evaluations_length = [list(data["ep_lengths"][i]) for i in keep]
+
+    def state_at(self, step: int, best_before: float, last_before: int) -> tuple[int, float]:
+        """``(last evaluation step, best mean reward)`` counting evaluations up to ``step``."""
+        done = [(s, r) for s, r in self.history if s <= step]
+        last = max([last_before] + [s for s, _ in done])
+        return last, max([best_before] + [r for _, r in done])
+
+    def _on_step(self) -> bool:
+        step = self.num_timesteps
+        if step // self.every_steps <= self.last_eval_step // self.every_steps:
+            return True
+        self.last_eval_step = step
+        self.eval_env.seed(self.seed + step // self.every_steps)
+        self.meter.reset()
+        keep_going = super()._on_step()  # eval_freq=1: evaluates now, dumps a metrics row
+        self.history.append((step, float(self.last_mean_reward)))
+        return keep_going
+
+    def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        super()._log_success_callback(locals_, globals_)
+        self.meter(locals_, globals_)
+        if locals_["done"]:  # recorded before EvalCallback's dump: same row as mean_reward
+            self.logger.record("eval/throughput_tok_s", self.meter.throughput_tps)
+
+
+class ResumableCheckpoint(BaseCallback):
+    """Checkpoints a run can resume from, at every ``k * save_freq`` env steps.
+
+    Saves the model, the replay buffer (off-policy), the ``VecNormalize`` statistics and last a
+    :class:`~agents.training.RunState` (``state_fn`` supplies it), keeps the newest ``keep``
+    checkpoints, and hands each one to ``on_save`` (the W&B artifact upload).
+
+    When. Off-policy algorithms: at the first step at or past each multiple of ``save_freq``.
+    On-policy algorithms (PPO, A2C): at the start of the first rollout at or past it, i.e.
+    after the update that closed the previous rollout, so the checkpoint holds the parameters
+    the next rollout is collected with, and :meth:`save` with ``rollback=True`` (an
+    interruption) dates the checkpoint back to that boundary: the steps of a cut-off rollout
+    were never trained on.
+
+    Args:
+        save_freq: env steps (all envs together) between checkpoints, >= 1.
         save_path: the checkpoint directory.
         state_fn: the run state at a given timestep count.
         keep: checkpoints kept on disk (>= 1).
+        save_replay_buffer: also save the replay buffer (off-policy algorithms).
+        save_vecnormalize: also save the ``VecNormalize`` statistics.
         on_save: called with each completed checkpoint.
     """
 
@@ -242,26 +395,54 @@ class ResumableCheckpoint(CheckpointCallback):
         on_save: Callable[[Checkpoint], None] | None = None,
         verbose: int = 0,
     ) -> None:
-        super().__init__(
-            save_freq, str(save_path), name_prefix="model",
-            save_replay_buffer=save_replay_buffer, save_vecnormalize=save_vecnormalize,
-            verbose=verbose,
-        )  # fmt: skip
+        super().__init__(verbose)
+        if save_freq < 1:
+            raise ValueError(f"save_freq must be >= 1, got {save_freq}")
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
+        self.save_freq = int(save_freq)
         self.directory = Path(save_path)
         self.state_fn = state_fn
         self.keep = keep
+        self.save_replay_buffer = save_replay_buffer
+        self.save_vecnormalize = save_vecnormalize
         self.on_save = on_save
+        self.pending_log: dict[str, float] = {}  # logged after the last row (the update's)
+        self._on_policy = False
+        self._last_saved = 0
+        self._boundary: int | None = None  # timestep count at the last rollout start
         self._last_handed_over = -1
 
+    def _init_callback(self) -> None:
+        self._on_policy = isinstance(self.model, OnPolicyAlgorithm)
+        self._last_saved = int(self.model.num_timesteps)
+
+    def _due(self, step: int) -> bool:
+        return step // self.save_freq > self._last_saved // self.save_freq
+
+    def _on_rollout_start(self) -> None:
+        if not self._on_policy:
+            return
+        self._boundary = int(self.model.num_timesteps)
+        values = self.logger.name_to_value  # the update's train/* values, not yet dumped
+        self.pending_log = {k: float(v) for k, v in values.items() if _scalar(v) is not None}
+        if self._due(self._boundary):
+            self.save()
+
     def _on_step(self) -> bool:
-        if self.n_calls % self.save_freq == 0:
+        if not self._on_policy and self._due(int(self.model.num_timesteps)):
             self.save()
         return True
 
-    def save(self) -> Checkpoint:
-        """Checkpoint the model now (also called at an interruption and at the end)."""
+    def save(self, *, rollback: bool = False) -> Checkpoint:
+        """Checkpoint the model now (also called at an interruption and at the end).
+
+        Args:
+            rollback: on-policy only: date the checkpoint back to the last rollout boundary
+                (the rollout in progress is discarded; the parameters are that boundary's).
+        """
+        if rollback and self._on_policy and self._boundary is not None:
+            self.model.num_timesteps = self._boundary
         self.directory.mkdir(parents=True, exist_ok=True)
         n = int(self.model.num_timesteps)
         ckpt = checkpoint_paths(self.directory, n)
@@ -276,6 +457,7 @@ class ResumableCheckpoint(CheckpointCallback):
             vecnorm = ckpt.vecnormalize
         _write_atomic(ckpt.state, self.state_fn(n).to_json())  # last: marks it complete
         done = Checkpoint(n, ckpt.model, ckpt.state, replay, vecnorm)
+        self._last_saved = n
         self._prune()
         if self.on_save is not None and n != self._last_handed_over:  # once per step count
             self.on_save(done)
@@ -291,7 +473,13 @@ class ResumableCheckpoint(CheckpointCallback):
 
 
 class StopTraining(BaseCallback):
-    """Ends ``learn`` at the next step after SIGINT/SIGTERM, or once ``stop_at`` steps are done.
+    """Ends ``learn`` after SIGINT/SIGTERM, or once ``stop_at`` steps are done.
+
+    Off-policy algorithms stop at the next step. On-policy algorithms finish the rollout in
+    progress and its update first and stop at the next rollout's first step, so the
+    interruption checkpoint (:meth:`ResumableCheckpoint.save` with ``rollback=True``) loses
+    no collected experience. A second signal acts as it would without this callback (e.g.
+    ``KeyboardInterrupt`` for a second Ctrl-C).
 
     Install the signal handlers with :meth:`install` (the previous handlers come back with
     :meth:`uninstall`); ``signum`` records the signal received (None: none).
@@ -308,6 +496,9 @@ class StopTraining(BaseCallback):
         self.signum: int | None = None
         self.stopped = False
         self._previous: dict[int, Any] = {}
+        self._requested = False
+        self._wait_for_rollout = False
+        self._rollout_steps = 0
 
     def install(self) -> StopTraining:
         """Route SIGINT and SIGTERM to this callback; returns ``self``."""
@@ -323,10 +514,19 @@ class StopTraining(BaseCallback):
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))  # a second one: as usual
+
+    def _init_callback(self) -> None:
+        self._wait_for_rollout = isinstance(self.model, OnPolicyAlgorithm)
+
+    def _on_rollout_start(self) -> None:
+        self._rollout_steps = 0
 
     def _on_step(self) -> bool:
+        self._rollout_steps += 1
         limit = self.stop_at is not None and self.num_timesteps >= self.stop_at
-        if self.signum is not None or limit:
+        self._requested = self._requested or self.signum is not None or limit
+        if self._requested and (not self._wait_for_rollout or self._rollout_steps == 1):
             self.stopped = True
             return False
         return True

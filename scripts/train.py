@@ -6,22 +6,30 @@
     python scripts/train.py +experiment=smoke_train env.trace_path=/path/to/micro/trace
 
 The run directory (``hydra.run.dir``, default ``runs/<env>__<algo>-<reward>__s<seed>``) holds
-checkpoints/, metrics.jsonl + metrics.csv (the logged metrics), the final model.zip,
-vecnormalize.pkl, agent.json (load it with ``agents=[learned]
-+agent_overrides.learned.path=<run dir>`` in scripts/evaluate.py), results.md/.csv and plots/.
+run_config.json (the resolved config the run belongs to), checkpoints/, metrics.jsonl +
+metrics.csv (the logged metrics), the final model.zip, vecnormalize.pkl, agent.json (load it
+with ``agents=[learned] +agent_overrides.learned.path=<run dir>`` in scripts/evaluate.py),
+results.md/.csv, summary.json, plots/ and train.log (this script's log).
 
-Resume: rerunning the same command (same run directory) continues from the last checkpoint --
-model, replay buffer, VecNormalize statistics, timestep count, Lagrange multiplier, best
-evaluation return and the W&B run id (``resume: auto``; ``resume: true`` requires a
-checkpoint, ``resume: false`` refuses to reuse a run directory that has one). SIGINT/SIGTERM
-stop training after the current step, write a checkpoint and exit with 128 + signal number.
+Resume: rerunning the same command (same run directory, same config) continues from the last
+checkpoint -- model, replay buffer, VecNormalize statistics, timestep count, Lagrange
+multiplier, best evaluation return, evaluation schedule and the W&B run id (``resume: auto``;
+``resume: true`` requires a checkpoint, ``resume: false`` refuses to reuse a run directory that
+has one). Metrics rows logged after that checkpoint (a kill at any moment) are dropped first, so
+no step is logged twice. A changed config is refused with the list of differing fields
+(``on_config_change=new_run`` starts ``<run dir>__cfg<hash>`` instead); only the fields in
+``agents.training.RESUME_FREE_FIELDS`` may change (``train.total_timesteps`` extends a run). A
+finished run reports "already complete" with its results and exits 0. SIGINT/SIGTERM stop
+training (on-policy: after the rollout in progress and its update), write a checkpoint and exit
+with 128 + signal number.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +37,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from agents.callbacks import (
+    HeldOutEvaluation,
     JsonlWriter,
     LagrangeMultiplier,
     ResumableCheckpoint,
@@ -36,17 +45,21 @@ from agents.callbacks import (
     StopTraining,
     WandbWriter,
     jsonl_to_csv,
+    truncate_metrics,
 )
 from agents.learned import MODEL_FILE, VECNORMALIZE_FILE, compare_with_agents
 from agents.training import (
     AGENT_CARD,
     OFF_POLICY,
+    SUMMARY,
     AgentCard,
     AlgoConfig,
     RewardConfig,
+    RunRecord,
     RunState,
     TrainConfig,
     algorithm_class,
+    claim_run_dir,
     env_factory,
     latest_checkpoint,
     make_vec_env,
@@ -57,6 +70,7 @@ from gelato_env.config import EnvConfig
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 EXIT_CODE: int = 0  # set by main_impl: 128 + signal number after a signal-interrupted run
+log = logging.getLogger("gelato.train")
 
 
 def to_dataclasses(cfg: DictConfig) -> tuple[EnvConfig, AlgoConfig, RewardConfig, TrainConfig]:
@@ -93,28 +107,74 @@ def find_resume_point(run_dir: Path, resume: str | bool) -> Any:
     return ckpt
 
 
+def complete_summary(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The run's summary when it needs no more work: trained far enough, compared the same way."""
+    path = run_dir / SUMMARY
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    compare = OmegaConf.to_container(cfg.compare, resolve=True)
+    if summary["num_timesteps"] < int(cfg.train.total_timesteps) or summary["compare"] != compare:
+        return None
+    return dict(summary)
+
+
+def log_to_run_dir(run_dir: Path) -> None:
+    """Also write this process's log to ``run_dir/train.log`` (a run moved by new_run)."""
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
 def main_impl(cfg: DictConfig) -> dict[str, Any]:  # noqa: C901 (linear, top to bottom)
     global EXIT_CODE
-    run_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
+    EXIT_CODE = 0
+    requested_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     env_cfg, algo_cfg, reward_cfg, train_cfg = to_dataclasses(cfg)
     if algo_cfg.name == "dqn" and env_cfg.action_mode == "budget_threshold":
         raise ValueError("algo dqn needs a Discrete action space; action_mode 'budget_threshold' "
                          "is MultiDiscrete (use ppo or a2c)")  # fmt: skip
-    ckpt = find_resume_point(run_dir, cfg.resume)
-    state = ckpt.run_state() if ckpt is not None else None
-
-    # 1. held-out prompts: a disjoint split of the trace's prompts by prompt-id hash
     from gelato_env.traces.store import read_header
 
     header = read_header(env_cfg.trace_path)  # type: ignore[arg-type]
+    seed = train_cfg.seed
+
+    # 0. the run directory: the same config resumes; a changed one is refused (or moves on)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    config = {str(key): value for key, value in resolved.items()}
+    name_prefix = f"{cfg.env_name}__{algo_cfg.name}-{reward_cfg.name}__{seed}"
+    fresh = RunRecord.new(config, header.checksum, name_prefix)
+    run_dir, record, how = claim_run_dir(requested_dir, fresh, str(cfg.on_config_change))
+    if how == "new_run":
+        log_to_run_dir(run_dir)
+        log.info("config differs from the run in %s: starting %s", requested_dir, run_dir)
+    elif how == "replaced":
+        log.info("%s held no checkpoint: replacing its config", run_dir)
+    ckpt = find_resume_point(run_dir, cfg.resume)
+    done = complete_summary(run_dir, cfg)
+    if done is not None:
+        results = run_dir / "results.md"
+        log.info("run already complete: %d steps in %s (train.total_timesteps=%d)%s",
+                 done["num_timesteps"], run_dir, train_cfg.total_timesteps,
+                 ":\n" + results.read_text() if results.is_file() else "")  # fmt: skip
+        return {**done, "already_complete": True}
+    state = ckpt.run_state() if ckpt is not None else None
+    jsonl = run_dir / "metrics.jsonl"
+    dropped = truncate_metrics(jsonl, ckpt.num_timesteps if ckpt is not None else -1)
+    if dropped:
+        log.info("metrics.jsonl: dropped %d row(s) logged after the checkpoint (%d steps)",
+                 dropped, ckpt.num_timesteps if ckpt is not None else 0)  # fmt: skip
+
+    # 1. held-out prompts: a disjoint split of the trace's prompts by prompt-id hash
     split = split_prompts(header.prompt_ids, train_cfg.eval_fraction)
-    print(f"prompts: {len(split.train)} train / {len(split.eval)} held out ({env_cfg.trace_path})")
+    log.info("prompts: %d train / %d held out (%s)", len(split.train), len(split.eval),
+             env_cfg.trace_path)  # fmt: skip
 
     # 2. vectorized envs (+ VecNormalize, restored on resume)
     from stable_baselines3.common.utils import set_random_seed
     from stable_baselines3.common.vec_env import VecNormalize
 
-    seed = train_cfg.seed
     set_random_seed(seed)
     lagrangian = reward_cfg.name == "lagrangian"
     multiplier = state.multiplier if state is not None else reward_cfg.lambda_init
@@ -141,57 +201,65 @@ def main_impl(cfg: DictConfig) -> dict[str, Any]:  # noqa: C901 (linear, top to 
         model = algo_cls.load(ckpt.model, env=train_env, device=train_cfg.device)
         if ckpt.replay_buffer is not None:
             model.load_replay_buffer(ckpt.replay_buffer)
-        print(f"resuming from {ckpt.model} at {model.num_timesteps} steps")
+        log.info("resuming from %s at %d steps", ckpt.model, model.num_timesteps)
     else:
         model = algo_cls(algo_cfg.policy, train_env, seed=seed, device=train_cfg.device,
                          verbose=0, **algo_cfg.kwargs)  # fmt: skip
     start_steps = int(model.num_timesteps)
+    remaining = train_cfg.total_timesteps - start_steps
+    if remaining > 0:
+        (run_dir / SUMMARY).unlink(missing_ok=True)  # training again: the old summary is stale
 
-    # 4. W&B (offline by default) and the local metrics, through SB3's logger
-    run_name = state.run_name if state is not None else (
-        f"{cfg.env_name}__{algo_cfg.name}-{reward_cfg.name}__{seed}__{int(time.time())}"
-    )  # fmt: skip
+    # 4. W&B (offline by default; one run id per run directory) and the local metrics
     wandb_run = None
     if cfg.wandb.mode != "disabled":
         import wandb
 
         wandb_run = wandb.init(
-            project=cfg.wandb.project, entity=cfg.wandb.entity, name=run_name,
-            id=state.wandb_id if state is not None and state.wandb_id else None,
-            resume="allow", mode=cfg.wandb.mode, dir=str(run_dir),
-            config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+            project=cfg.wandb.project, entity=cfg.wandb.entity, name=record.run_name,
+            id=record.wandb_id, resume="allow", mode=cfg.wandb.mode, dir=str(run_dir),
+            config=config,
         )  # fmt: skip
     from stable_baselines3.common.logger import HumanOutputFormat, Logger
 
-    outputs: list[Any] = [JsonlWriter(run_dir / "metrics.jsonl")]
+    outputs: list[Any] = [JsonlWriter(jsonl)]
     if wandb_run is not None:
         outputs.append(WandbWriter(wandb_run))
     if cfg.verbose:
         outputs.append(HumanOutputFormat(sys.stdout))
     model.set_logger(Logger(str(run_dir), outputs))
+    for key, value in (state.pending_log if state is not None else {}).items():
+        model.logger.record(key, value)  # the last update's losses, into the next row
 
-    # 5. callbacks: metrics, Lagrange multiplier, held-out evaluation, checkpoints, stop
-    from stable_baselines3.common.callbacks import CallbackList, EvalCallback
-
+    # 5. callbacks: metrics, held-out evaluation, checkpoints, stop, Lagrange multiplier
     lagrange = LagrangeMultiplier(reward_cfg.lambda_lr, multiplier) if lagrangian else None
-    per_env = train_cfg.n_envs  # SB3 callback frequencies count vectorized steps
-    evaluator = EvalCallback(
-        eval_env, n_eval_episodes=train_cfg.n_eval_episodes,
-        eval_freq=max(1, train_cfg.eval_freq // per_env),
-        best_model_save_path=str(run_dir / "best"), log_path=str(run_dir / "eval"),
-        deterministic=True, verbose=0,
-    )  # fmt: skip
-    if state is not None:  # a resumed run keeps its best model unless it is beaten
-        evaluator.best_mean_reward = state.best_mean_reward
+    best_before = state.best_mean_reward if state is not None else float("-inf")
+    last_eval_before = start_steps
+    if state is not None and state.last_eval_step is not None:
+        last_eval_before = state.last_eval_step
+    evaluator = None
+    if train_cfg.eval_freq > 0:
+        evaluator = HeldOutEvaluation(
+            eval_env, eval_freq=train_cfg.eval_freq, seed=seed + 10_000,
+            last_eval_step=last_eval_before, n_eval_episodes=train_cfg.n_eval_episodes,
+            best_model_save_path=str(run_dir / "best"), log_path=str(run_dir / "eval"),
+        )  # fmt: skip
+        evaluator.best_mean_reward = best_before  # a resumed run keeps its best model
+        evaluator.restore_log(start_steps)
     segments = list(state.segments) if state is not None else []
     stopper = StopTraining(stop_at=cfg.debug.stop_after_timesteps)
+    checkpointer: ResumableCheckpoint
 
     def run_state(n: int) -> RunState:
+        last_eval, best = last_eval_before, best_before
+        if evaluator is not None:
+            last_eval, best = evaluator.state_at(n, best_before, last_eval_before)
         return RunState(
             num_timesteps=n, wandb_id=wandb_run.id if wandb_run is not None else "",
-            run_name=run_name, multiplier=lagrange.multiplier if lagrange else 0.0,
-            best_mean_reward=float(evaluator.best_mean_reward),
-            segments=(*segments, (start_steps, n)), interrupted=stopper.stopped,
+            run_name=record.run_name, multiplier=lagrange.multiplier if lagrange else 0.0,
+            best_mean_reward=best, segments=(*segments, (start_steps, n)),
+            interrupted=stopper.stopped, last_eval_step=last_eval,
+            pending_log=checkpointer.pending_log,
         )  # fmt: skip
 
     def log_artifact(saved: Any) -> None:
@@ -207,31 +275,40 @@ def main_impl(cfg: DictConfig) -> dict[str, Any]:  # noqa: C901 (linear, top to 
         wandb_run.log_artifact(artifact, aliases=["latest", f"step-{saved.num_timesteps}"])
 
     checkpointer = ResumableCheckpoint(
-        max(1, train_cfg.checkpoint_freq // per_env), run_dir / "checkpoints", run_state,
+        train_cfg.checkpoint_freq, run_dir / "checkpoints", run_state,
         keep=train_cfg.keep_checkpoints, save_replay_buffer=algo_cfg.name in OFF_POLICY,
         save_vecnormalize=train_cfg.vec_normalize, on_save=log_artifact,
     )  # fmt: skip
-    callbacks: list[Any] = [SDMetrics(), checkpointer, stopper]
-    callbacks += [lagrange] if lagrange else []
-    callbacks += [evaluator] if train_cfg.eval_freq > 0 else []
+    # order matters: an evaluation at step S belongs to the checkpoint taken at S
+    callbacks: list[Any] = [SDMetrics(), *([evaluator] if evaluator else []), checkpointer,
+                            stopper, *([lagrange] if lagrange else [])]  # fmt: skip
 
-    # 6. train (SIGINT/SIGTERM end it cleanly after the current step)
-    remaining = train_cfg.total_timesteps - start_steps
+    # 6. train (SIGINT/SIGTERM end it cleanly; on-policy after the rollout in progress)
     if remaining > 0:
+        from stable_baselines3.common.callbacks import CallbackList
+
         stopper.install()
         try:
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
-                        log_interval=int(cfg.log_interval), progress_bar=False)  # fmt: skip
+                        log_interval=int(cfg.log_interval),
+                        progress_bar=bool(cfg.progress_bar))  # fmt: skip
         finally:
             stopper.uninstall()
-    checkpointer.save()  # the final (or interrupted) state, resumable either way
-    jsonl_to_csv(run_dir / "metrics.jsonl", run_dir / "metrics.csv")
+        saved = checkpointer.save(rollback=stopper.stopped)  # resumable either way
+    else:
+        log.info("trained %d of %d steps already: no training", start_steps,
+                 train_cfg.total_timesteps)  # fmt: skip
+    model.logger.close()
     if stopper.stopped:
-        print(f"interrupted at {model.num_timesteps} steps; rerun the same command to resume")
+        truncate_metrics(jsonl, saved.num_timesteps)  # rows past the checkpoint: logged again
+        jsonl_to_csv(jsonl, run_dir / "metrics.csv")
+        log.info("interrupted; checkpoint at %d steps; rerun the same command to resume",
+                 saved.num_timesteps)  # fmt: skip
         if wandb_run is not None:
             wandb_run.finish(exit_code=1)
         EXIT_CODE = 128 + stopper.signum if stopper.signum is not None else 0
-        return {"num_timesteps": model.num_timesteps, "interrupted": True}
+        return {"num_timesteps": saved.num_timesteps, "interrupted": True}
+    jsonl_to_csv(jsonl, run_dir / "metrics.csv")
 
     # 7. the trained agent, loadable by path in the evaluation harness
     model.save(run_dir / MODEL_FILE)
@@ -259,8 +336,9 @@ def main_impl(cfg: DictConfig) -> dict[str, Any]:  # noqa: C901 (linear, top to 
             run_dir, eval_cfg, split.eval, agents, n_episodes=int(cfg.compare.n_episodes),
             seed=seed + 20_000, clairvoyant=bool(cfg.compare.clairvoyant),
         )  # fmt: skip
-        print(result.markdown)
+        log.info("learned vs GELATO on held-out prompts:\n%s", result.markdown)
         summary["results"] = result.rows
+        summary["bounds"] = result.bounds
         if wandb_run is not None:
             for row in result.rows:
                 wandb_run.summary[f"charts/{row['agent']}/throughput_tps"] = row["throughput_tps"]
@@ -274,7 +352,9 @@ def main_impl(cfg: DictConfig) -> dict[str, Any]:  # noqa: C901 (linear, top to 
             wandb_run.log({"charts/learned_vs_gelato": wandb.Image(str(result.plot))})
     if wandb_run is not None:
         wandb_run.finish()
-    print(f"run dir: {run_dir}")
+    summary["compare"] = OmegaConf.to_container(cfg.compare, resolve=True)
+    write_text_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2, default=str))
+    log.info("run dir: %s", run_dir)
     return summary
 
 
