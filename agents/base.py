@@ -12,6 +12,10 @@ Two kinds of agents share it:
   ``env.unwrapped``. Static configuration is what a deployed controller is built with; the
   per-round state (queue, channel rate, entropy EMA) still comes from the observation only.
 
+After every step the harness hands the round's ``info`` to :meth:`AnalyticPolicy.update`, the
+adapt step of propose / verify / adapt (GELATO's acceptance estimate learns from the entropies
+of the tokens it verified; the observation carries only their EMA).
+
 Each analytic agent also declares the env settings it needs (payload protocol, inner exit rule,
 action mode) via :meth:`AnalyticPolicy.env_overrides`, so the harness builds the right env per
 agent (e.g. DSSD needs the ``dssd`` payload, static SD needs no early exit).
@@ -128,6 +132,14 @@ class AnalyticPolicy:
 
     def reset(self) -> None:
         """Forget per-episode state (called at ``episode_start``)."""
+
+    def update(self, info: Mapping[str, Any]) -> None:
+        """Adapt to the outcome of the round just played (the env's ``info`` after ``step``).
+
+        Propose, verify, adapt: like transformers' ``update_candidate_strategy`` after each
+        verification. The evaluation harness calls it after every step; the default does
+        nothing (agents that read only the observation need no feedback).
+        """
 
     def decide(self, obs: ObservationFields) -> Decision:
         """The round's decision from the physical observation."""

@@ -3,8 +3,17 @@
 Every agent runs over the same prompts, seeds and channel draws: episode i resets the env with
 seed ``seed + i`` (so the prompt choice and every channel draw of the episode are the same for all
 agents under greedy replay), and the energy queue persists across episodes (a long-term run, the
-setting the budget is defined for). Each analytic agent gets its own env built from the shared
-env settings plus the agent's :meth:`~agents.base.AnalyticPolicy.env_overrides`.
+setting the budget is defined for). Consecutive seeds play distinct prompts (a pass without
+replacement, :mod:`gelato_env.prompt_order`), so n episodes on m >= n prompts play n different
+prompts; with fewer prompts than episodes a warning says that prompts repeat. Evaluations play
+held-out prompts: :func:`heldout_prompts` gives the evaluation side of the hash split that
+``scripts/train.py`` and GELATO's calibration also use (wrap the backend in
+:class:`agents.training.PromptSubset`).
+
+Each analytic agent gets its own env built from the shared env settings plus the agent's
+:meth:`~agents.base.AnalyticPolicy.env_overrides`; when binding calibrates a setting the agent
+needs (GELATO's entropy-exit thresholds) the env is rebuilt with it. After every step the round's
+``info`` goes to the agent's :meth:`~agents.base.AnalyticPolicy.update`.
 
 Lossless check: the output of every lossless agent must be token-identical to target-only greedy
 decoding of the same prompt (the recorded target output on replay, where it holds by
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +38,11 @@ from agents.baselines import DeviceOnly
 
 FloatArray = npt.NDArray[np.float64]
 
-#: per-round quantities logged from the env's ``info`` (plus the planned budget)
+#: per-round quantities logged from the env's ``info`` (plus ``episode``, the episode index, and
+#: ``alpha_hat``, the acceptance estimate an agent planned with, NaN for agents without one)
 ROUND_KEYS = (
+    "episode",
+    "alpha_hat",
     "prompt_index",
     "budget",
     "n_drafted",
@@ -146,6 +159,14 @@ def run_agent(
         lossless = overrides.lossless
     env = make_env(kwargs)
     base = env.unwrapped
+    if isinstance(policy, AnalyticPolicy) and not isinstance(policy, DeviceOnly):
+        env, base = _bind(policy, env, make_env, kwargs)
+    if base.backend.n_prompts < n_episodes:
+        warnings.warn(
+            f"{label}: {n_episodes} episodes on {base.backend.n_prompts} prompts: prompts repeat "
+            "(each pass over the prompts plays every prompt once)",
+            stacklevel=2,
+        )
     if isinstance(policy, DeviceOnly):
         metrics = DeviceOnly.closed_form(base.params)
         env.close()
@@ -157,8 +178,7 @@ def run_agent(
                 "energy_per_token_j": metrics.energy_per_token_j,
             },
         )  # fmt: skip
-    if isinstance(policy, AnalyticPolicy):
-        policy.bind(env)
+    analytic = policy if isinstance(policy, AnalyticPolicy) else None
     logs: dict[str, list[float]] = {key: [] for key in ROUND_KEYS}
     outputs, prompts = [], []
     bar = progress(n_episodes, label) if progress else None
@@ -170,7 +190,11 @@ def run_agent(
         while not done:
             action, _ = policy.predict(obs, episode_start=start, deterministic=True)
             start = np.zeros(1, dtype=bool)
+            plan = getattr(policy, "last_plan", None)
             obs, _, terminated, truncated, info = env.step(action)
+            if analytic is not None:
+                analytic.update(info)
+            info = {**info, "episode": episode, "alpha_hat": getattr(plan, "alpha", math.nan)}
             for key in ROUND_KEYS:
                 logs[key].append(float(info[key]))
             done = terminated or truncated
@@ -185,6 +209,90 @@ def run_agent(
         label, agent, rounds, tuple(outputs), tuple(prompts), base.config.budget_mode,
         float(base.config.budget_value), lossless=lossless,
     )  # fmt: skip
+
+
+def _bind(
+    policy: AnalyticPolicy,
+    env: Any,
+    make_env: Callable[[Mapping[str, Any]], Any],
+    kwargs: dict[str, Any],
+) -> tuple[Any, Any]:
+    """Bind ``policy``; rebuild the env when binding changed the settings the policy needs."""
+    before = policy.env_overrides().env_kwargs()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        policy.bind(env)
+    after = policy.env_overrides().env_kwargs()
+    if after != before:  # the second bind repeats whatever still applies
+        env.close()
+        env = make_env({**kwargs, **after})
+        policy.bind(env)
+    else:
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return env, env.unwrapped
+
+
+def heldout_prompts(trace: Any, eval_fraction: float = 0.2) -> tuple[int, ...]:
+    """Trace prompt indices an evaluation plays: the held-out side of the hash split.
+
+    The split is :func:`agents.training.split_prompts` (SHA-256 of each prompt id), the one
+    ``scripts/train.py`` holds out and GELATO never calibrates on
+    (:func:`agents.gelato.training_prompts`).
+    """
+    from agents.training import split_prompts
+
+    return split_prompts(tuple(trace.header.prompt_ids), eval_fraction).eval
+
+
+def acceptance_calibration(run: AgentRun) -> dict[str, float]:
+    """An agent's planned acceptance alpha^ against the realized per-token acceptance.
+
+    Realized acceptance over the *verified* draft tokens (the accepted ones plus the first
+    rejected one of each round): sum n_accepted / sum (n_accepted + rejected), the per-token
+    acceptance that N^(gamma) = (1 - alpha^(gamma+1)) / (1 - alpha) models. Predictions: the
+    mean alpha^ over every planned round (``alpha_hat_mean``, idle rounds included: a low
+    estimate is what makes a round idle) and over the verified tokens (``alpha_hat_weighted``,
+    each drafting round's alpha^ weighted by its verified tokens).
+
+    Returns:
+        ``alpha_hat_mean``, ``alpha_hat_weighted``, ``realized_acceptance``,
+        ``relative_error`` (alpha_hat_mean / realized - 1), ``relative_error_weighted``,
+        ``n_verified``, ``n_rounds``.
+    """
+    r = run.rounds
+    drafted, accepted = r["n_drafted"], r["n_accepted"]
+    verified = np.where(drafted > 0, np.minimum(accepted + 1.0, drafted), 0.0)
+    alpha = r["alpha_hat"]
+    n_verified = float(verified.sum())
+    weighted = float(np.sum(alpha * verified) / n_verified) if n_verified else math.nan
+    realized = float(accepted.sum() / n_verified) if n_verified else math.nan
+    mean = float(np.mean(alpha)) if alpha.size else math.nan
+    return {
+        "alpha_hat_mean": mean,
+        "alpha_hat_weighted": weighted,
+        "realized_acceptance": realized,
+        "relative_error": mean / realized - 1.0 if realized else math.nan,
+        "relative_error_weighted": weighted / realized - 1.0 if realized else math.nan,
+        "n_verified": n_verified,
+        "n_rounds": float(alpha.size),
+    }
+
+
+def stopped_drafting(run: AgentRun, min_rounds: int = 10) -> int:
+    """Episodes that stopped drafting for good: planned gamma~ = 0 from some round to the end.
+
+    Counted when the trailing run of gamma~ = 0 rounds is at least ``min_rounds`` long [D] (a
+    short idle stretch at the end of a prompt is a decision, not a lock).
+    """
+    r = run.rounds
+    count = 0
+    for episode in np.unique(r["episode"]).tolist():
+        planned = r["budget"][r["episode"] == episode]
+        nonzero = np.flatnonzero(planned > 0)
+        trailing = len(planned) - (int(nonzero[-1]) + 1 if nonzero.size else 0)
+        count += int(trailing >= min_rounds)
+    return count
 
 
 def check_lossless(runs: Sequence[AgentRun], reference: Mapping[int, Sequence[int]]) -> None:

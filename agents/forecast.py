@@ -78,8 +78,14 @@ class RoundForecast:
     allowance_j: FloatArray
 
     def dpp_objective(self, v: float, queue_j: float) -> FloatArray:
-        """V * N^/T^ - Q * (E^ - A^) per budget (the drift-plus-penalty score GELATO maximizes)."""
-        return v * self.n_tokens / self.latency_s - queue_j * (self.energy_j - self.allowance_j)
+        """V * N^/T^ - Q * (E^ - A^) per budget (the drift-plus-penalty score GELATO maximizes).
+
+        With Q = 0 the penalty is 0 even under an unconstrained budget (A^ = inf).
+        """
+        score = v * self.n_tokens / self.latency_s
+        if queue_j == 0.0:
+            return score
+        return score - queue_j * (self.energy_j - self.allowance_j)
 
 
 class RoundCostModel:

@@ -1,18 +1,52 @@
 """GELATO: Lyapunov drafting budgets with generative-entropy early exit (arXiv 2605.10124).
 
 The paper's controller has two loops (DESIGN.md §5); the exact equations were not available, so
-this is a reconstruction and every reconstructed choice [S] is a constructor option.
+this is a reconstruction and every reconstructed choice is a constructor option, tagged [P]
+paper abstract, [S] secondary reading of the paper, [A] other literature, [D] ours.
 
 Outer loop (once per SD round; Algorithm 1 reconstruction [S]). Observe the virtual energy queue
-Q, the uplink rate R_k of the coming round and the entropy EMA H-bar; estimate the per-token
-acceptance alpha^ = a * exp(b * H-bar) (paper a = 1.0, b = -0.35 for Qwen2.5-0.5B -> 7B [S], or
-refit from the trace) and pick, by exhaustive 1-D search over gamma = 0..gamma_max,
+Q and the uplink rate R_k of the coming round, take the acceptance estimate alpha^ and pick, by
+exhaustive 1-D search over gamma = 0..gamma_max,
 
     gamma~ = argmax_gamma  V * N^(gamma) / T^(gamma) - Q * (E^(gamma) - A^(gamma)),
     N^(gamma) = (1 - alpha^^(gamma+1)) / (1 - alpha^),
 
 with T^, E^ from the system model at R_k (:mod:`agents.forecast`) and A^ the budget allowance
 (constant per round in the paper's ``per_round`` reading, so it drops out there [S]).
+
+Acceptance estimate (``estimator``). ``running_mean`` [D]: alpha^ is a running mean of
+alpha^(H_i) = a exp(b H_i) over the recently *verified* draft tokens (an exponentially weighted
+mean with an effective window of ``alpha_window_tokens``), fed after every round through
+:meth:`GelatoPolicy.update` with the round's ``info`` (propose / verify / adapt, as transformers'
+``update_candidate_strategy``). It replaces the reading ``entropy_ema`` [S] (alpha^ =
+alpha^(H-bar), H-bar the observation's per-token entropy EMA), which measured 0.61 on a trace
+whose per-token acceptance was 0.805, for three reasons the running mean removes:
+
+1. alpha^(mean H) < mean alpha^(H) for a convex alpha^ (Jensen): the mean is taken of alpha^;
+2. with early exit every round ends on the high-entropy token that stopped it, and a recency-
+   weighted EMA of H is dominated by it: the window spans several rounds, and only tokens whose
+   verification was decided on the target's own prefix feed it (``estimator_tokens="verified"``:
+   the accepted tokens and the first rejected one, the early-exit token included when it was
+   verified; the drafts after a rejection are conditioned on a rejected token and say nothing
+   about the next round);
+3. rounds with gamma~ = 0 update nothing, so a low estimate locked GELATO into gamma~ = 0 for
+   the rest of a prompt (10 of 40 episodes with no energy budget). Here an idle round moves
+   alpha^ toward the pair's mean acceptance (``alpha_prior``) with the weight of one token: with
+   no new evidence the best predictor reverts to the mean, so drafting resumes within a few
+   rounds unless the energy queue says otherwise. Peeking at the next draft token instead would
+   be free information a deployed device does not have (it costs a draft forward pass the
+   round's energy does not count).
+
+Calibration (:meth:`GelatoPolicy.bind`, on the *training* prompts of the trace: the hash split
+of :func:`agents.training.split_prompts` with ``eval_fraction``, the same as ``scripts/train.py``
+holds out; evaluations play the held-out prompts). ``fit_acceptance``: (a, b) fitted on the
+step-1 entries and rescaled to the mean acceptance (:func:`gelato_env.traces.fit.pair_statistics`);
+``alpha_prior`` and ``topp_size_mean`` measured there. Exit thresholds: with ``exit_params=None``
+the entropy-bucket (H_th, Theta_th) are chosen on the same prompts by
+:func:`gelato_env.traces.fit.calibrate_entropy_bucket` under the env's system model
+(``calibration_objective``). A live env has no trace: GELATO calibrates on ``calibration_trace``,
+else on gelato's default trace when the env runs the default pair (the trace was recorded from
+it), else it warns and names the fallback values it plans with.
 
 Inner loop (per draft token, inside the env's ``step``): an early-exit rule. Default
 ``entropy_bucket`` [S]; in the ``budget_threshold`` action mode GELATO also picks the entropy
@@ -22,15 +56,16 @@ acceptance alpha* below which GELATO would not draft at all this round [S]. The
 is positive) is a further reconstruction [S].
 
 The planned gamma~ and the realized gamma (``info["n_drafted"]``) differ whenever the exit rule
-fires; :attr:`GelatoPolicy.last_plan` keeps the planned value and score for logging.
+fires; :attr:`GelatoPolicy.last_plan` keeps the planned value, alpha^ and score for logging.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,7 +79,11 @@ from gelato_env.system import EnergyBudget, SystemParams
 FloatArray = npt.NDArray[np.float64]
 
 PAPER_A, PAPER_B = 1.0, -0.35  # alpha^(H) = a exp(bH), Qwen2.5-0.5B -> 7B [S]
-DEFAULT_TOPP_SIZE = 8.0  # expected top-p set entries per draft token when no trace is bound [D]
+DEFAULT_TOPP_SIZE = 8.0  # top-p set entries per draft token when no trace is available [D]
+DEFAULT_ALPHA_PRIOR = 0.7  # mean acceptance when no trace is available [D]
+ESTIMATORS = ("running_mean", "entropy_ema")
+ESTIMATOR_TOKENS = ("verified", "drafted")
+EVAL_FRACTION = 0.2  # held-out share of a trace's prompts, as scripts/train.py [D]
 
 
 def _check_real(name: str, value: object, *, positive: bool = False) -> float:
@@ -55,6 +94,12 @@ def _check_real(name: str, value: object, *, positive: bool = False) -> float:
     if positive and value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
     return float(value)
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,22 +119,106 @@ class Plan:
     threshold_nats: float | None = None
 
 
+class AcceptanceEstimator:
+    """Running mean of alpha^(H_i) over recent verified draft tokens, reverting when idle.
+
+    value <- value + w (alpha^(H_i) - value) per token (w = 1 / ``window_tokens``: an
+    exponentially weighted mean with that effective window), and value <- value + w (prior -
+    value) per round without drafting; :meth:`reset` starts at the prior.
+
+    Args:
+        a: acceptance model scale, alpha^(H) = a exp(b H).
+        b: acceptance model slope, 1/nats.
+        alpha_max: cap on alpha^.
+        prior: the pair's mean per-token acceptance (start value and idle target).
+        window_tokens: effective window, tokens (>= 1).
+    """
+
+    def __init__(
+        self, a: float, b: float, alpha_max: float, prior: float, window_tokens: float
+    ) -> None:
+        if not window_tokens >= 1.0:
+            raise ValueError(f"window_tokens must be >= 1, got {window_tokens}")
+        if not 0.0 <= prior <= 1.0:
+            raise ValueError(f"prior must be in [0, 1], got {prior}")
+        self.a, self.b, self.alpha_max = a, b, alpha_max
+        self.prior = min(prior, alpha_max)
+        self.weight = 1.0 / window_tokens
+        self.value = self.prior
+
+    def reset(self) -> None:
+        """Start over at the prior (a new prompt)."""
+        self.value = self.prior
+
+    def observe(self, entropy_nats: Sequence[float]) -> None:
+        """Feed the entropies of verified draft tokens, in drafting order."""
+        w, a, b, cap = self.weight, self.a, self.b, self.alpha_max
+        value = self.value
+        for h in entropy_nats:
+            alpha = a * math.exp(b * h)
+            value += w * ((alpha if alpha < cap else cap) - value)
+        self.value = value
+
+    def idle(self) -> None:
+        """A round without drafting: revert toward the prior with one token's weight."""
+        self.value += self.weight * (self.prior - self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """What GELATO plans with and where it came from (set by :meth:`GelatoPolicy.bind`).
+
+    Attributes:
+        source: the trace directory, or ``"fallback"`` (no trace: defaults, with a warning).
+        n_prompts: training prompts used (0 for the fallback).
+        a: acceptance model scale.
+        b: acceptance model slope, 1/nats.
+        alpha_prior: mean per-token acceptance of verified draft tokens.
+        topp_size_mean: mean top-p set size per draft token, entries.
+        exit_params: parameters of the inner exit rule.
+        exit_score: the calibration objective of the chosen exit, and without exit, or None.
+    """
+
+    source: str
+    n_prompts: int
+    a: float
+    b: float
+    alpha_prior: float
+    topp_size_mean: float
+    exit_params: Mapping[str, float]
+    exit_score: tuple[float, float] | None = None
+
+
 class GelatoPolicy(AnalyticPolicy):
     """The GELATO controller as an SB3-style policy (bind it to the env before use).
 
     Args:
         v: drift-plus-penalty weight V (> 0), J^2 s/token: larger V favours throughput and lets
             the energy backlog Q grow (O(V)); the throughput gap to optimal shrinks as B_0/V.
-        a: acceptance model scale, alpha^(H) = a exp(b H).
-        b: acceptance model slope, 1/nats.
-        fit_acceptance: refit (a, b) from the bound env's trace (``gelato_env.traces`` fit tools)
-            instead of the paper values.
-        topp_size_mean: expected top-p set size per draft token; None measures it on the bound
-            env's trace (or uses 8 when the env has none).
+        a: acceptance model scale, alpha^(H) = a exp(b H) (paper 1.0 [S]).
+        b: acceptance model slope, 1/nats (paper -0.35 [S]).
+        fit_acceptance: fit (a, b) on the training prompts of the calibration trace instead of
+            the paper values [D].
+        topp_size_mean: expected top-p set size per draft token; None measures it on the
+            training prompts (8 without a trace [D]).
         alpha_max: cap on alpha^ (keeps N^ finite and the search well posed).
+        estimator: ``running_mean`` [D] or ``entropy_ema`` (alpha^(H-bar) of the observation,
+            the biased reading kept for comparison [S]); see the module docstring.
+        estimator_tokens: tokens feeding the running mean: ``verified`` [D] (accepted plus the
+            first rejected) or ``drafted`` (every drafted token).
+        alpha_window_tokens: effective window of the running mean, tokens; 16 [D] (about four
+            rounds of drafting).
+        alpha_prior: the pair's mean acceptance, the running mean's start and idle target;
+            None measures it on the training prompts (0.7 without a trace [D]).
         exit_rule: inner exit rule the env runs (``entropy_bucket`` [S]; ``none`` gives the
             Lyapunov-only ablation).
-        exit_params: its parameters.
+        exit_params: its parameters; None calibrates the entropy bucket's (H_th, Theta_th) on
+            the training prompts (other rules: their defaults).
+        calibration_objective: objective of the exit calibration: ``edp`` [D],
+            ``throughput`` or ``efficiency`` (``gelato_env.traces.fit.calibrate_entropy_bucket``).
+        eval_fraction: share of the trace's prompts held out (never used for calibration).
+        calibration_trace: trace to calibrate on when the env has none (live backend); None
+            uses gelato's default trace for the default pair.
     """
 
     name: ClassVar[str] = "gelato"
@@ -100,11 +229,18 @@ class GelatoPolicy(AnalyticPolicy):
         a: float = PAPER_A,
         b: float = PAPER_B,
         *,
-        fit_acceptance: bool = False,
+        fit_acceptance: bool = True,
         topp_size_mean: float | None = None,
         alpha_max: float = 0.99,
+        estimator: str = "running_mean",
+        estimator_tokens: str = "verified",
+        alpha_window_tokens: float = 16.0,
+        alpha_prior: float | None = None,
         exit_rule: str = "entropy_bucket",
         exit_params: Mapping[str, float] | None = None,
+        calibration_objective: str = "edp",
+        eval_fraction: float = EVAL_FRACTION,
+        calibration_trace: str | None = None,
     ) -> None:
         super().__init__()
         self.v = _check_real("v", v, positive=True)
@@ -115,18 +251,49 @@ class GelatoPolicy(AnalyticPolicy):
             raise ValueError(f"alpha_max must be in (0, 1), got {alpha_max}")
         if topp_size_mean is not None:
             _check_real("topp_size_mean", topp_size_mean, positive=True)
+        if alpha_prior is not None and not 0.0 < _check_real("alpha_prior", alpha_prior) <= 1.0:
+            raise ValueError(f"alpha_prior must be in (0, 1], got {alpha_prior}")
+        if _check_real("alpha_window_tokens", alpha_window_tokens) < 1.0:
+            raise ValueError(f"alpha_window_tokens must be >= 1, got {alpha_window_tokens}")
+        if not 0.0 < _check_real("eval_fraction", eval_fraction) < 1.0:
+            raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction}")
         self.fit_acceptance = bool(fit_acceptance)
         self.topp_size_mean = topp_size_mean
+        self.estimator = _check_choice("estimator", estimator, ESTIMATORS)
+        self.estimator_tokens = _check_choice(
+            "estimator_tokens", estimator_tokens, ESTIMATOR_TOKENS
+        )
+        self.alpha_window_tokens = float(alpha_window_tokens)
+        self.alpha_prior = alpha_prior
         self.exit_rule = exit_rule
-        self.exit_params = dict(exit_params or {})
+        self.exit_params: dict[str, float] | None = (
+            None if exit_params is None else dict(exit_params)
+        )
+        from gelato_env.traces.fit import CALIBRATION_OBJECTIVES
+
+        self.calibration_objective = _check_choice(
+            "calibration_objective", calibration_objective, CALIBRATION_OBJECTIVES
+        )
+        self.eval_fraction = float(eval_fraction)
+        self.calibration_trace = calibration_trace
         self.cost_model: RoundCostModel | None = None
+        self.calibration: Calibration | None = None
+        self.acceptance = AcceptanceEstimator(
+            self.a, self.b, self.alpha_max, alpha_prior or DEFAULT_ALPHA_PRIOR, alpha_window_tokens
+        )
         self.threshold_levels_nats: tuple[float, ...] = ()
         self.last_plan: Plan | None = None
+        self._awaiting_update = False
+        self._warned_no_update = False
 
     def env_overrides(self) -> EnvOverrides:
-        """GELATO drafts with the ``topp`` payload and its inner exit rule."""
+        """GELATO drafts with the ``topp`` payload and its inner exit rule.
+
+        Before :meth:`bind` calibrates them, the entropy bucket's thresholds are the rule's
+        defaults; the harness rebuilds the env when they change (``agents.evaluation``).
+        """
         return EnvOverrides(
-            protocol="topp", exit_rule=self.exit_rule, exit_rule_params=self.exit_params
+            protocol="topp", exit_rule=self.exit_rule, exit_rule_params=self.exit_params or {}
         )
 
     def configure(self, system: SystemParams, budget: EnergyBudget, topp_size_mean: float) -> None:
@@ -135,36 +302,119 @@ class GelatoPolicy(AnalyticPolicy):
         self.cost_model = RoundCostModel(system, budget, topp_size_mean)
 
     def bind(self, env: Any) -> GelatoPolicy:
-        """Read the env's system model, budget, threshold levels and (optionally) its trace."""
+        """Read the env's system model, budget and threshold levels, and calibrate (see above)."""
         super().bind(env)
         base = self.env
-        trace = getattr(getattr(base, "backend", None), "trace", None)
-        topp = self.topp_size_mean
-        if topp is None:
-            topp = _trace_topp_mean(trace) if trace is not None else DEFAULT_TOPP_SIZE
-        if self.fit_acceptance and trace is None:
-            warnings.warn(
-                f"fit_acceptance=True but the env has no replay trace (live backend): GELATO "
-                f"keeps alpha^(H) = {self.a} * exp({self.b} * H); pass a, b fitted on a trace "
-                "of the same pair (gelato_env.traces.fit) to match a replay run",
-                stacklevel=2,
-            )
-        elif self.fit_acceptance and trace is not None:
-            from gelato_env.traces.fit import fit_alpha_from_trace
-
-            fit = fit_alpha_from_trace(trace)
-            self.a, self.b = float(fit.a), float(fit.b)
         config = base.config
         self.threshold_levels_nats = tuple(config.threshold_levels_nats)
         budget = EnergyBudget(config.budget_mode, config.budget_value)
-        self.configure(base.params, budget, float(topp))
+        calibration = self._calibrate(base, budget)
+        self.calibration = calibration
+        self.a, self.b = calibration.a, calibration.b
+        self.acceptance = AcceptanceEstimator(
+            self.a, self.b, self.alpha_max, calibration.alpha_prior, self.alpha_window_tokens
+        )
+        self.configure(base.params, budget, calibration.topp_size_mean)
+        if self.exit_rule == "entropy_bucket" and self.exit_params is None:
+            self.exit_params = dict(calibration.exit_params)
+        wanted = dict(self.exit_params or {})
+        if config.exit_rule == self.exit_rule and wanted and dict(config.exit_params) != wanted:
+            warnings.warn(
+                f"the env runs {config.exit_rule} with {dict(config.exit_params)} but GELATO "
+                f"calibrated {wanted}: build the env with policy.env_overrides().env_kwargs() "
+                "after bind (agents.evaluation.run_agent does)",
+                stacklevel=2,
+            )
         return self
+
+    def _calibrate(self, base: Any, budget: EnergyBudget) -> Calibration:
+        trace = _calibration_trace(base, self.calibration_trace)
+        if trace is None:
+            return self._fallback_calibration(base)
+        from gelato_env.traces.fit import pair_statistics
+
+        train = training_prompts(trace, self.eval_fraction)
+        stats = _cached(("stats", str(trace.path), trace.header.checksum, train),
+                        lambda: pair_statistics(trace, train))  # fmt: skip
+        a, b = (stats.fit.a, stats.fit.b) if self.fit_acceptance else (self.a, self.b)
+        topp = self.topp_size_mean or max(stats.topp_size_mean, 1.0)
+        prior = self.alpha_prior if self.alpha_prior is not None else stats.alpha_mean
+        exit_params: Mapping[str, float] = self.exit_params or {}
+        score = None
+        if self.exit_rule == "entropy_bucket" and self.exit_params is None:
+            exit_params, score = self._calibrate_exit(trace, train, base.params, budget, topp)
+        return Calibration(str(trace.path), len(train), a, b, prior, topp, exit_params, score)
+
+    def _calibrate_exit(
+        self, trace: Any, train: tuple[int, ...], system: SystemParams, budget: EnergyBudget,
+        topp: float,
+    ) -> tuple[dict[str, float], tuple[float, float]]:  # fmt: skip
+        from gelato_env.traces.fit import calibrate_entropy_bucket
+
+        forecast = RoundCostModel(system, budget, topp).forecast(mean_rate_bps(system), 0.0)
+        key = ("exit", str(trace.path), trace.header.checksum, train, system,
+               self.calibration_objective)  # fmt: skip
+        result = _cached(key, lambda: calibrate_entropy_bucket(
+            trace, train, forecast.latency_s, forecast.energy_j,
+            budget=system.gamma_max, objective=self.calibration_objective,
+        ))  # fmt: skip
+        params = {"threshold_nats": result.threshold_nats, "bucket_nats": result.bucket_nats}
+        if math.isinf(result.threshold_nats):  # the best rule never exits
+            params = {"threshold_nats": 1e9, "bucket_nats": 0.0}
+        return params, (result.score, result.no_exit_score)
+
+    def _fallback_calibration(self, base: Any) -> Calibration:
+        topp = self.topp_size_mean or DEFAULT_TOPP_SIZE
+        prior = self.alpha_prior if self.alpha_prior is not None else DEFAULT_ALPHA_PRIOR
+        exit_params = dict(self.exit_params or {})
+        warnings.warn(
+            f"GELATO found no trace to calibrate on (backend {base.config.backend!r}; pass "
+            f"calibration_trace= a trace of the same pair to plan as a replay run does): it "
+            f"plans with a={self.a}, b={self.b}, alpha_prior={prior}, topp_size_mean={topp} "
+            f"and exit params {exit_params or 'the rule defaults'}",
+            stacklevel=3,
+        )
+        return Calibration("fallback", 0, self.a, self.b, prior, topp, exit_params)
+
+    def reset(self) -> None:
+        """A new prompt: the running mean restarts at the prior."""
+        self.acceptance.reset()
+        self._awaiting_update = False
+
+    def update(self, info: Mapping[str, Any]) -> None:
+        """Feed the round's outcome (the env's ``info``) to the acceptance estimate."""
+        self._awaiting_update = False
+        if not info.get("round_complete", True):
+            return
+        n_drafted = int(info["n_drafted"])
+        if n_drafted == 0:
+            self.acceptance.idle()
+            return
+        entropies = info["entropies"]
+        if self.estimator_tokens == "verified":
+            n_accepted = int(info["n_accepted"])
+            entropies = entropies[: min(n_accepted + 1, n_drafted)]
+        self.acceptance.observe(entropies)
+
+    def current_alpha(self, obs: ObservationFields) -> float:
+        """The acceptance estimate alpha^ for the coming round."""
+        if self.estimator == "entropy_ema":
+            return acceptance_from_entropy(obs.entropy_ema_nats, self.a, self.b, self.alpha_max)
+        if self._awaiting_update and not self._warned_no_update:
+            self._warned_no_update = True
+            warnings.warn(
+                "GelatoPolicy.update(info) was not called after env.step: the running mean "
+                f"stays at its prior {self.acceptance.value:.3f}; call policy.update(info) after "
+                "every step (agents.evaluation.run_agent does)",
+                stacklevel=3,
+            )
+        return self.acceptance.value
 
     def plan(self, obs: ObservationFields) -> Plan:
         """The outer-loop decision: exhaustive search of the DPP score over gamma."""
         if self.cost_model is None:
             raise RuntimeError("GelatoPolicy needs the system model: call policy.bind(env) first")
-        alpha = acceptance_from_entropy(obs.entropy_ema_nats, self.a, self.b, self.alpha_max)
+        alpha = self.current_alpha(obs)
         forecast = self.cost_model.forecast(max(obs.rate_bps, 1.0), alpha)
         score = forecast.dpp_objective(self.v, obs.queue_j)
         budget = int(np.argmax(score))
@@ -177,6 +427,7 @@ class GelatoPolicy(AnalyticPolicy):
         """Plan, remember the plan, and map the threshold to the nearest env level."""
         plan = self.plan(obs)
         self.last_plan = plan
+        self._awaiting_update = True
         level = None
         if plan.threshold_nats is not None and self.threshold_levels_nats:
             levels = np.asarray(self.threshold_levels_nats)
@@ -214,13 +465,68 @@ class GelatoPolicy(AnalyticPolicy):
         )
 
 
-def _trace_topp_mean(trace: Any) -> float:
-    """Mean recorded top-p set size per draft token of a trace (falls back to the default)."""
-    sizes = getattr(trace, "topp_size", None)
-    if sizes is None:
-        return DEFAULT_TOPP_SIZE
-    arr = np.asarray(sizes, dtype=np.float64)
-    return float(arr.mean()) if arr.size else DEFAULT_TOPP_SIZE
+# -- calibration helpers ---------------------------------------------------------------------
+
+_CACHE: dict[Any, Any] = {}
+
+
+def _cached(key: Any, compute: Any) -> Any:
+    """Memoize a calibration result per process (the harness binds many policies per trace)."""
+    if key not in _CACHE:
+        if len(_CACHE) > 64:
+            _CACHE.clear()
+        _CACHE[key] = compute()
+    return _CACHE[key]
+
+
+def training_prompts(trace: Any, eval_fraction: float = EVAL_FRACTION) -> tuple[int, ...]:
+    """Trace prompt indices GELATO calibrates on: the training side of the hash split.
+
+    The split is :func:`agents.training.split_prompts` (by the SHA-256 of each prompt id), the
+    same as ``scripts/train.py`` and ``scripts/evaluate.py`` hold out; a one-prompt trace is
+    used whole (with a warning: calibration and evaluation then share the prompt).
+    """
+    from agents.training import split_prompts
+
+    ids = tuple(trace.header.prompt_ids)
+    if len(ids) < 2:
+        warnings.warn(
+            f"trace {trace.path} has {len(ids)} prompt: GELATO calibrates on it and evaluates on "
+            "it too",
+            stacklevel=3,
+        )
+        return tuple(range(len(ids)))
+    return split_prompts(ids, eval_fraction).train
+
+
+def mean_rate_bps(system: SystemParams) -> float:
+    """Uplink Shannon rate at the mean SNR (no fading), bit/s: the calibration's rate [D]."""
+    from gelato_env.system.radio import noise_power_w, path_gain, shannon_rate_bps
+
+    radio = system.radio
+    noise = noise_power_w(radio.bandwidth_hz, radio.noise_psd_dbm_hz, radio.noise_figure_db)
+    gain = path_gain(radio.distance_m)
+    return float(shannon_rate_bps(radio.bandwidth_hz, radio.tx_power_w, gain, noise))
+
+
+def _calibration_trace(base: Any, path: str | None) -> Any:
+    """The env's replay trace, else ``path``, else the default trace for the default pair."""
+    trace = getattr(getattr(base, "backend", None), "trace", None)
+    if trace is not None:
+        return trace
+    from gelato_env.traces.store import load_trace
+
+    if path is not None:
+        return load_trace(Path(path))
+    config = base.config
+    if config.backend == "live" and config.model_pair == "default":
+        from gelato_env.traces.default import default_trace_path
+        from gelato_env.traces.store import HEADER_FILE
+
+        default = default_trace_path(build=False)
+        if (default / HEADER_FILE).is_file():
+            return load_trace(default)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,8 @@ class EnvConfig:
         exit_params: keyword parameters of the exit rule.
         max_new_tokens: tokens per prompt; None uses the backend's (must not exceed it).
         horizon: rounds per episode; when set, episodes span prompts and end by ``TimeLimit``.
-        prompt_order: ``random`` (drawn with the env's RNG) or ``sequential``.
+        prompt_order: ``random`` (a fixed permutation) or ``sequential``, each a pass without
+            replacement that ``reset(seed=s)`` starts at position s (:mod:`gelato_env.prompt_order`).
         ema_decay: beta of the entropy / max-prob EMAs, in [0, 1).
         scales: observation normalization scales.
     """

@@ -25,6 +25,7 @@ from gelato_env.observation import (
     ObservationScales,
     ObservationSpec,
 )
+from gelato_env.prompt_order import prompt_order as make_prompt_order
 from gelato_env.sd.exit_rules import ExitRule, NoExit, make_exit_rule
 from gelato_env.sd.round import RoundBackend, RoundResult
 from gelato_env.system import (
@@ -113,7 +114,9 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
 
     ## Starting State
 
-    `reset` picks a prompt (uniformly with ``self.np_random``, or in order), resets the backend
+    `reset` picks a prompt (a pass without replacement over a fixed order, ``sequential`` or a
+    fixed ``random`` permutation; ``reset(seed=s)`` starts the pass at position s, so consecutive
+    seeds play distinct prompts: :mod:`gelato_env.prompt_order`), resets the backend
     with ``self.np_random`` (sampled replay acceptances and the live torch generator draw from
     it), draws the channel state, and sets the entropy / max-prob EMAs from the first draft
     token. Q and the energy accounting restart at 0 unless ``options={"keep_queue": True}``,
@@ -291,7 +294,8 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
 
         # Episode state.
         self._ready = False
-        self._sequential_next = 0
+        self._prompt_order = make_prompt_order(self._n_prompts, config.prompt_order)
+        self._prompt_cursor: int | None = None  # position in the order; a seed sets it
         self._prompt_index = 0
         self._queue = 0.0
         self._energy_sum_j = 0.0
@@ -349,7 +353,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         """Start a new episode (see Starting State); ``options={"keep_queue": True}`` keeps Q."""
         super().reset(seed=seed)
         if seed is not None:
-            self._sequential_next = 0
+            self._prompt_cursor = int(seed)
         keep_queue = bool(options.get("keep_queue", False)) if options else False
         if not keep_queue:
             self._queue = 0.0
@@ -414,11 +418,12 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
     # -- internals ------------------------------------------------------------------------
 
     def _start_prompt(self) -> None:
-        if self.config.prompt_order == "random":
-            self._prompt_index = int(self.np_random.integers(self._n_prompts))
-        else:
-            self._prompt_index = self._sequential_next % self._n_prompts
-            self._sequential_next += 1
+        cursor = self._prompt_cursor
+        if cursor is None:  # unseeded first reset: sequential starts at 0, random anywhere
+            random = self.config.prompt_order == "random"
+            cursor = int(self.np_random.integers(self._n_prompts)) if random else 0
+        self._prompt_index = int(self._prompt_order[cursor % self._n_prompts])
+        self._prompt_cursor = cursor + 1
         self.backend.reset(self._prompt_index, self.np_random)
         self._n_generated = 0
         self._open_round()

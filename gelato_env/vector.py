@@ -88,6 +88,7 @@ from gelato_env.observation import (
     RATE,
     ObsArray,
 )
+from gelato_env.prompt_order import prompt_order as make_prompt_order
 from gelato_env.sd.exit_rules import (
     VECTORIZED_RULES,
     ExitRule,
@@ -502,6 +503,7 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         self._beta = config.ema_decay
         self._horizon = config.horizon
         self._sequential = config.prompt_order == "sequential"
+        self._prompt_order = make_prompt_order(self._n_prompts, config.prompt_order)
         self._reward_mode, self._v = config.reward_mode, config.v
         scales = config.scales
         self._hi = proto.observation_spec.high().astype(np.float64)
@@ -526,7 +528,8 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         self._length = np.zeros(n, dtype=np.int64)
         self._t = np.zeros(n, dtype=np.int64)
         self._prompt = np.zeros(n, dtype=np.int64)
-        self._seq_next = np.zeros(n, dtype=np.int64)
+        # position of each env in the prompt order (the single env's cursor); -1: unseeded
+        self._seq_next = np.full(n, 0 if self._sequential else -1, dtype=np.int64)
         self._elapsed = np.zeros(n, dtype=np.int64)
         self._queue = np.zeros(n)
         self._energy_sum = np.zeros(n)
@@ -576,8 +579,12 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
             mask = np.asarray(mask, dtype=np.bool_)
             assert mask.shape == (self.num_envs,), f"reset_mask must have shape ({self.num_envs},)"
             idx = np.flatnonzero(mask)
-        if seed is not None:
-            self._seq_next[idx] = 0
+        if seed is not None:  # the single env's reset(seed=s): the cursor starts at s
+            given = [(i, s) for i, s in enumerate(seeds) if s is not None]
+            cursors = self._seq_next.copy()
+            for i, s in given:
+                cursors[i] = s
+            self._seq_next[idx] = cursors[idx]
         self._reset_envs(idx, keep_queue=bool(options.get("keep_queue", False)))
         self._ready = True
         info = self._reset_info()
@@ -667,11 +674,13 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         return list(range(self.num_envs)) if isinstance(idx, slice) else idx.tolist()
 
     def _start_prompts(self, idx: Index) -> None:
-        if self._sequential:
-            prompt = self._seq_next[idx] % self._n_prompts
-            self._seq_next[idx] += 1
-        else:
-            prompt = self._random.prompts(self._ids(idx), self._n_prompts)
+        cursor = self._seq_next[idx].copy()
+        unset = np.flatnonzero(cursor < 0)
+        if unset.size:  # unseeded first reset of a random order: a random start
+            envs = self._all[idx][unset]
+            cursor[unset] = self._random.prompts(self._ids(envs), self._n_prompts)
+        prompt = self._prompt_order[cursor % self._n_prompts]
+        self._seq_next[idx] = cursor + 1
         row0 = self._offsets[prompt]
         self._prompt[idx] = prompt
         self._row0[idx] = row0

@@ -150,3 +150,28 @@ def test_throughput_rises_with_v_and_backlog_grows(micro_trace: Any) -> None:
 def test_bad_harness_input(micro_trace: Any, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         _run(micro_trace, "static", **kwargs)
+
+
+def test_evaluation_plays_distinct_heldout_prompts(micro_trace: Any) -> None:
+    from agents.evaluation import heldout_prompts
+    from agents.training import PromptSubset
+    from gelato_env.traces.replay import ReplayBackend
+
+    def full(kwargs: Any) -> GelatoEnv:
+        return GelatoEnv(trace_path=str(micro_trace.path), **kwargs)
+
+    run = run_agent(make_agent("static"), full, label="s", agent="static", n_episodes=6, seed=4)
+    assert sorted(run.prompts) == list(range(6))  # every prompt once, seeds 4..9
+    held = heldout_prompts(micro_trace)
+    assert 0 < len(held) < micro_trace.n_prompts
+
+    def heldout(kwargs: Any) -> GelatoEnv:
+        backend = PromptSubset(ReplayBackend(micro_trace), held)
+        return GelatoEnv(backend=backend, **kwargs)
+
+    run = run_agent(make_agent("static"), heldout, label="s", agent="static",
+                    n_episodes=len(held), seed=0)  # fmt: skip
+    assert sorted(run.prompts) == list(range(len(held)))
+    with pytest.warns(UserWarning, match="prompts repeat"):
+        run_agent(make_agent("static"), heldout, label="s", agent="static",
+                  n_episodes=len(held) + 1, seed=0)  # fmt: skip
