@@ -126,9 +126,9 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
 
     * Termination: the prompt's generation ends (EOS or `max_new_tokens`) -- unless `horizon`
       is set, in which case the next prompt starts within the same episode.
-    * Truncation: with `horizon` set, by the `TimeLimit` wrapper after `horizon` steps
-      (``gymnasium.make(id, max_episode_steps=horizon)`` or
-      :func:`~gelato_env.registration.make_env`).
+    * Truncation: with `horizon` set, by the `TimeLimit` wrapper after `horizon` steps, which
+      ``gymnasium.make(id, horizon=H)`` adds (``spec.max_episode_steps == H``, as the vector
+      env truncates).
 
     ## Arguments
 
@@ -154,13 +154,15 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
     * `horizon`: rounds per episode across prompts (see Episode End).
     * `prompt_order`: ``"random"`` or ``"sequential"``; `ema_decay`: EMA factor beta;
       `scales`: observation scales.
+    * `render_mode`: None or ``"ansi"`` (``render()`` returns one text line of the state).
 
     ## Version History
 
     * v0: initial release.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
+    # render_fps: gymnasium's checker asks for one; text frames have no real-time rate
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012
 
     def __init__(
         self,
@@ -187,7 +189,16 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         prompt_order: str = "random",
         ema_decay: float = 0.8,
         scales: ObservationScales | Mapping[str, float] | None = None,
+        render_mode: str | None = None,
     ) -> None:
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            # TypeError, not ValueError: SB3's make_vec_env asks for "rgb_array" and retries
+            # without a render_mode on a TypeError
+            raise TypeError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                f"got {render_mode!r}"
+            )
+        self.render_mode = render_mode
         backend_obj = None if isinstance(backend, str) else backend
         if backend_obj is not None and not isinstance(backend_obj, RoundBackend):
             raise TypeError(
@@ -411,9 +422,14 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             rule = self._exit_rule
         return self._play_round(budget, rule)
 
-    def render(self) -> None:
-        """No rendering: the env is a simulator of numbers (``info`` carries everything)."""
-        return None
+    def render(self) -> str | None:
+        """``ansi``: one text line of the env's state; otherwise nothing (``info`` has it all)."""
+        if self.render_mode != "ansi":
+            return None
+        return (
+            f"prompt {self._prompt_index}: {self._n_generated} tokens, Q {self._queue:.4f} J, "
+            f"rate {self._rate_bps / 1e6:.3f} Mbit/s, budget used {self._used_frac():.2f}"
+        )
 
     # -- internals ------------------------------------------------------------------------
 
