@@ -23,6 +23,7 @@ agent (e.g. DSSD needs the ``dssd`` payload, static SD needs no early exit).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -152,15 +153,64 @@ class AnalyticPolicy:
         episode_start: npt.NDArray[np.bool_] | None = None,
         deterministic: bool = True,
     ) -> tuple[npt.NDArray[Any], PolicyState]:
-        """SB3-compatible ``predict`` for one (unbatched) observation.
+        """SB3-compatible ``predict`` for one observation or a batch of them.
 
-        Analytic agents are deterministic, so ``deterministic`` is ignored.
+        Like SB3's ``predict``: an observation of shape ``(obs_dim,)`` gives one action (shape
+        ``()``, or ``(2,)`` in ``budget_threshold`` mode); a batch ``(n_env, obs_dim)`` from a
+        ``VecEnv`` gives ``(n_env,)`` actions (``(n_env, 2)``), so SB3's ``evaluate_policy``
+        scores analytic agents. In a batch of several envs, env i is played by its own copy of
+        the policy (the bound env shared, per-episode state its own), reset where
+        ``episode_start[i]``. Analytic agents are deterministic: ``deterministic`` is ignored.
+
+        Raises:
+            ValueError: an observation of another shape.
         """
-        if episode_start is not None and bool(np.any(episode_start)):
-            self.reset()
+        obs = np.asarray(observation)
+        if obs.ndim <= 1:
+            if episode_start is not None and bool(np.any(episode_start)):
+                self.reset()
+            return self._act(obs), state
+        if obs.ndim != 2:
+            raise ValueError(
+                f"observation must have shape (obs_dim,) or (n_env, obs_dim), got {obs.shape}"
+            )
+        n_env = obs.shape[0]
+        starts = np.zeros(n_env, dtype=bool)
+        if episode_start is not None:
+            starts = np.asarray(episode_start, dtype=bool).reshape(n_env)
+        policies = [self] if n_env == 1 else self._per_env(n_env)
+        actions = []
+        for policy, row, start in zip(policies, obs, starts, strict=True):
+            if start:
+                policy.reset()
+            actions.append(policy._act(row))
+        return np.stack(actions), state  # (n_env,) or (n_env, 2)
+
+    def evaluate_policy_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        """Per-step callback for SB3's ``evaluate_policy``: the adapt step it does not call.
+
+        ``evaluate_policy(policy, venv, callback=policy.evaluate_policy_callback)`` hands each
+        step's ``info`` of env ``i`` to :meth:`update` of the policy that played env ``i`` (as
+        :func:`agents.evaluation.run_agent` does after every step).
+        """
+        n_env, i = int(locals_["n_envs"]), int(locals_["i"])
+        policy = self if n_env == 1 else self._per_env(n_env)[i]
+        policy.update(locals_["info"])
+
+    def _act(self, observation: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+        """The env action for one observation of shape ``(obs_dim,)``."""
         decision = self.decide(self.spec.decode(observation))
         budget = min(max(int(decision.budget), 0), self.gamma_max)
         if self.action_mode == "budget_threshold":
             level = 0 if decision.threshold_level is None else int(decision.threshold_level)
-            return np.array([budget, level], dtype=np.int64), state
-        return np.array(budget, dtype=np.int64), state
+            return np.array([budget, level], dtype=np.int64)
+        return np.array(budget, dtype=np.int64)
+
+    def _per_env(self, n_env: int) -> list[AnalyticPolicy]:
+        """``n_env`` copies of this policy (made once per batch size), sharing the bound env."""
+        copies: list[AnalyticPolicy] = self.__dict__.get("_env_copies", [])
+        if len(copies) != n_env:
+            memo = {id(self.env): self.env, id(copies): []}  # deep copies, but one env
+            copies = [copy.deepcopy(self, dict(memo)) for _ in range(n_env)]
+            self.__dict__["_env_copies"] = copies
+        return copies

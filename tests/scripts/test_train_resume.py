@@ -195,6 +195,13 @@ def test_extending_total_timesteps_resumes_the_finished_run(
     assert steps[-1] == 384
 
 
+def test_held_out_evaluations_log_throughput_next_to_mean_reward(finished_run: Path) -> None:
+    rows = [r for r in read_metrics(finished_run / "metrics.jsonl") if "eval/mean_reward" in r]
+    assert [r["global_step"] for r in rows] == [128.0, 256.0]  # smoke_train: eval_freq 128
+    # sum(tokens) / sum(time) over the held-out episodes: a rate, not a sum of 32 rates
+    assert all(0 < r["eval/throughput_tok_s"] < r["eval/mean_reward"] / 4 for r in rows)
+
+
 def test_config_differences_lists_changed_added_and_removed_fields() -> None:
     stored = {"env": {"budget_value": 0.2, "horizon": 256}, "seed": 0, "resume": "auto"}
     current = {"env": {"budget_value": 0.4}, "seed": 0, "resume": True, "extra": 1}
