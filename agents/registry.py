@@ -63,6 +63,8 @@ def make_agent(name: str, **params: Any) -> AnalyticPolicy:
 #: the named agent presets (``conf/agent/<preset>.yaml``: registry ``name``, row ``label``,
 #: constructor ``params``), shared by ``scripts/evaluate.py``, ``scripts/train.py`` and the sweep
 PRESET_DIR = Path(__file__).resolve().parent.parent / "conf" / "agent"
+#: the keys a preset file may hold
+PRESET_KEYS = ("name", "label", "params")
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,10 @@ def load_preset(preset: str, overrides: Mapping[str, Any] | None = None) -> Agen
     """The preset ``conf/agent/<preset>.yaml``, its params updated with ``overrides[label]``.
 
     Raises:
-        ValueError: no such preset file (the message lists the known presets), or a preset
-            naming an unknown agent.
+        ValueError: no such preset file (the message lists the known presets); a preset file
+            that is not valid YAML, not a mapping, has keys other than :data:`PRESET_KEYS` or
+            non-mapping ``params`` (each naming the file); a preset naming an unknown agent;
+            overrides for the label that are not a mapping.
     """
     import yaml
 
@@ -87,10 +91,31 @@ def load_preset(preset: str, overrides: Mapping[str, Any] | None = None) -> Agen
     if not path.is_file():
         known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
         raise ValueError(f"unknown agent config {preset!r} ({path}); known: {known}")
-    spec = yaml.safe_load(path.read_text()) or {}
+    try:
+        with path.open() as f:  # a file stream: YAML's error marks then name the file, too
+            spec = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: invalid YAML ({exc})") from None
+    spec = {} if spec is None else spec
+    if not isinstance(spec, dict):
+        raise ValueError(
+            f"{path}: an agent preset must be a mapping with keys {list(PRESET_KEYS)}, got "
+            f"{type(spec).__name__}"
+        )
+    unknown = sorted(set(spec) - set(PRESET_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown preset keys {unknown}; valid keys: {list(PRESET_KEYS)}")
     name, label = str(spec.get("name", preset)), str(spec.get("label", preset))
     if name not in AGENTS:
         raise ValueError(f"{path}: unknown agent {name!r}; known agents: {sorted(AGENTS)}")
-    params = dict(spec.get("params") or {})
-    params.update((overrides or {}).get(label, {}))
+    params = spec.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: params must be a mapping of {name!r} arguments, got {params!r}")
+    params = dict(params)
+    extra = (overrides or {}).get(label, {})
+    if not isinstance(extra, Mapping):
+        raise ValueError(
+            f"agent_overrides[{label!r}] must be a mapping of parameters, got {extra!r}"
+        )
+    params.update(extra)
     return AgentPreset(name, label, params)

@@ -10,7 +10,8 @@ other packages (system settings, channel processes, exit rules) are checked when
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -45,6 +46,51 @@ def _check_positive_int(name: str, value: object, *, optional: bool = False) -> 
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def check_known_keys(
+    values: Mapping[str, Any],
+    known: Mapping[str, Any],
+    *,
+    where: str,
+    free: Collection[str] = (),
+    prefix: str = "",
+) -> None:
+    """Refuse keys of ``values`` that ``known`` lacks, recursing into sections both hold.
+
+    Hydra merges an experiment file's or a ``+key=value`` override's new keys silently, so a
+    misspelled ``n_episode: 1`` would leave ``n_episodes`` at its default; scripts check the
+    composed config against their primary YAML file with this (plain containers, no
+    ``DictConfig``). A section that is empty in ``known`` (``agent_overrides: {}``) is free-form.
+
+    Args:
+        values: the composed config.
+        known: the reference config whose keys are the valid ones.
+        where: where ``values`` came from, for the message.
+        free: dotted paths of sections whose keys are free-form or checked elsewhere.
+        prefix: dotted path of ``values`` itself (recursion).
+
+    Raises:
+        ValueError: naming the unknown keys by dotted path, ``where`` and the valid keys.
+
+    >>> check_known_keys({"n_episode": 1}, {"n_episodes": 40, "seed": 0}, where="a.yaml")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown config key ['n_episode'] (from a.yaml); valid keys: ['n_episodes', 'seed']
+    """
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        names = [f"{prefix}{key}" for key in unknown]
+        section = f" of {prefix[:-1]}" if prefix else ""
+        raise ValueError(
+            f"unknown config key{'s' if len(names) > 1 else ''} {names} (from {where}); "
+            f"valid keys{section}: {sorted(known)}"
+        )
+    for key, value in values.items():
+        path, reference = f"{prefix}{key}", known[key]
+        if path not in free and isinstance(value, Mapping) and isinstance(reference, Mapping):
+            if reference:
+                check_known_keys(value, reference, where=where, free=free, prefix=f"{path}.")
 
 
 @dataclass(frozen=True)
@@ -105,6 +151,11 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         _check_choice("backend", self.backend, BACKENDS)
+        if self.trace_path is not None and not isinstance(self.trace_path, (str, os.PathLike)):
+            raise TypeError(
+                f"trace_path must be a path (str or os.PathLike) or None, got "
+                f"{type(self.trace_path).__name__}"
+            )
         _check_choice("clock", self.clock, CLOCKS)
         if self.clock == "measured" and self.backend != "live":
             raise ValueError(f"clock='measured' needs backend='live', got {self.backend!r}")
@@ -118,11 +169,16 @@ class EnvConfig:
         _check_number("ema_decay", self.ema_decay, low=0.0)
         if self.ema_decay >= 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        levels = tuple(self.threshold_levels_nats)
+        levels = self.threshold_levels_nats
+        if isinstance(levels, (str, bytes, Mapping)) or not isinstance(levels, Iterable):
+            raise TypeError(
+                f"threshold_levels_nats must be a sequence of numbers (nats), got {levels!r}"
+            )
+        levels = tuple(levels)
         if not levels:
             raise ValueError("threshold_levels_nats must not be empty")
-        for level in levels:
-            _check_number("threshold_levels_nats[i]", level, low=0.0)
+        for i, level in enumerate(levels):
+            _check_number(f"threshold_levels_nats[{i}]", level, low=0.0)
         object.__setattr__(self, "threshold_levels_nats", tuple(float(x) for x in levels))
         _check_positive_int("max_new_tokens", self.max_new_tokens, optional=True)
         _check_positive_int("horizon", self.horizon, optional=True)
@@ -148,10 +204,7 @@ class EnvConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown env config keys {unknown}; known: {sorted(known)}")
-        kwargs = dict(values)
-        if "threshold_levels_nats" in kwargs:
-            kwargs["threshold_levels_nats"] = tuple(kwargs["threshold_levels_nats"])
-        return cls(**kwargs)
+        return cls(**values)  # __post_init__ checks and converts (a YAML list -> tuple)
 
     def to_kwargs(self) -> dict[str, Any]:
         """The ``GelatoEnv`` / ``gymnasium.make`` keyword arguments this config stands for."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
@@ -69,6 +70,10 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
     In `budget` mode the configured `exit_rule` runs inside the step (budget 0: no drafting, the
     target produces one token). In `budget_threshold` mode the second entry indexes
     `threshold_levels_nats` (L levels) and sets the exit rule's `threshold_nats` for the round.
+
+    Actions are checked in every mode (also under ``python -O``): an integral float or a 0-d
+    array counts as the integer it holds; anything else (NaN, 2.5, a wrong shape, out of
+    range) raises ``ValueError`` naming the mode's valid actions.
 
     In `per_token` mode a round spans several steps: the observation shows the next draft
     token's entropy and max-prob (``RoundBackend.peek``); the round is verified when the agent
@@ -143,7 +148,10 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
     * `model_pair`: live backend's model pair (``"default"``: gelato's own offline pair).
     * `clock`: ``"modelled"`` (profiles; deterministic) or ``"measured"`` (live wall-clock x
       profile powers; flags the spec ``nondeterministic``).
-    * `system`, `system_overrides`: named system setting and field overrides.
+    * `system`, `system_overrides`: named system setting and field overrides. The payload's
+      ``vocab_size`` may differ from a replayed trace's (to price a small pair's rounds at
+      another model's link cost); unless ``system_overrides`` sets it, a difference warns,
+      naming both sizes.
     * `channel`, `channel_params`: channel process and its parameters.
     * `payload`: payload protocol (None keeps the setting's).
     * `budget_mode`, `budget_value`: ``per_round`` (J/round), ``per_token`` (J/token) or
@@ -218,7 +226,8 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             budget_value=budget_value,
             v=v,
             action_mode=action_mode,
-            threshold_levels_nats=tuple(threshold_levels_nats),
+            # a sequence: EnvConfig checks it and makes it a tuple
+            threshold_levels_nats=threshold_levels_nats,  # type: ignore[arg-type]
             reward_mode=reward_mode,
             exit_rule=exit_rule,
             exit_params=exit_params or {},
@@ -251,6 +260,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
                 f"{config.system!r} needs gamma_max {gamma_max}; re-record the trace or lower "
                 f"system_overrides['gamma_max']"
             )
+        _notice_vocabulary(config, self.params, self.backend)
         if (
             config.max_new_tokens is not None
             and config.max_new_tokens > self.backend.max_new_tokens
@@ -273,10 +283,22 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         )
         if config.action_mode == "budget":
             self.action_space = spaces.Discrete(gamma_max + 1)
+            self._action_help = f"an integer budget in [0, {gamma_max}]"
         elif config.action_mode == "budget_threshold":
-            self.action_space = spaces.MultiDiscrete([gamma_max + 1, len(self._threshold_rules)])
+            n_levels = len(self._threshold_rules)
+            self.action_space = spaces.MultiDiscrete([gamma_max + 1, n_levels])
+            self._action_help = (
+                f"a pair [budget, level] of integers, budget in [0, {gamma_max}] and level in "
+                f"[0, {n_levels - 1}]"
+            )
         else:
             self.action_space = spaces.Discrete(2)
+            self._action_help = "0 (offload now) or 1 (draft one more)"
+        self._action_help += f" (action_mode {config.action_mode!r}: {self.action_space})"
+        # the valid action values -> what they select (step's checks are lookups in these)
+        self._budgets = {b: b for b in range(gamma_max + 1)}
+        self._level_rules = dict(enumerate(self._threshold_rules))
+        self._per_token_actions = {0: 0, 1: 1}
 
         # Hot-path constants (python floats).
         scales = config.scales
@@ -390,11 +412,16 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
 
     def step(self, action: Any) -> tuple[ObsArray, SupportsFloat, bool, bool, dict[str, Any]]:
         """Play one round (or, in ``per_token`` mode, one drafting decision)."""
-        assert self._ready, "call reset() before step() (the episode has ended or never began)"
+        if not self._ready:
+            raise RuntimeError("call reset() before step() (the episode has ended or never began)")
+        # Actions are checked by dict lookups over the valid values (an integral float or numpy
+        # scalar equals, and hashes like, its int; NaN, 2.5 and out-of-range values miss): one
+        # lookup per entry checks type, integrality and range, and survives `python -O`.
         if self._per_token:
-            a = int(action)
-            assert a == action, f"action {action!r} is not in Discrete(2)"
-            assert 0 <= a <= 1, f"action {action!r} is not in Discrete(2)"
+            try:
+                a = self._per_token_actions[action]
+            except (KeyError, TypeError):
+                a = self._scalar_action(action, self._per_token_actions)
             if a == 1 and self._drafted < self._gamma_max - 1:
                 self._drafted += 1
                 self._peek_next()
@@ -402,25 +429,33 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             budget = self._drafted + a  # offload, or the gamma_max cap was reached
             rule: ExitRule = _NO_EXIT
         elif self._threshold_mode:
-            budget, level = (
-                action.tolist() if isinstance(action, np.ndarray) else (action[0], action[1])
-            )
-            budget, level = int(budget), int(level)
-            assert 0 <= budget <= self._gamma_max, (
-                f"action {action!r} is not in {self.action_space}"
-            )
-            assert 0 <= level < len(self._threshold_rules), (
-                f"action {action!r} is not in {self.action_space}"
-            )
-            rule = self._threshold_rules[level]
+            try:
+                b, level = action.tolist() if isinstance(action, np.ndarray) else action
+                budget = self._budgets[b]
+                rule = self._level_rules[level]
+            except (KeyError, TypeError, ValueError):
+                raise self._action_error(action) from None
         else:
-            budget = int(action)
-            assert budget == action, f"action {action!r} is not in {self.action_space}"
-            assert 0 <= budget <= self._gamma_max, (
-                f"action {action!r} is not in {self.action_space}"
-            )
+            try:
+                budget = self._budgets[action]
+            except (KeyError, TypeError):
+                budget = self._scalar_action(action, self._budgets)
             rule = self._exit_rule
         return self._play_round(budget, rule)
+
+    def _scalar_action(self, action: Any, valid: Mapping[Any, int]) -> int:
+        """The valid int a 0-d array ``action`` holds; else the action error (the slow path)."""
+        if isinstance(action, np.ndarray) and action.ndim == 0:
+            value = valid.get(action.item())
+            if value is not None:
+                return value
+        raise self._action_error(action)
+
+    def _action_error(self, action: Any) -> ValueError:
+        shown = repr(action)
+        if isinstance(action, np.ndarray):
+            shown += f" of shape {action.shape}"
+        return ValueError(f"action must be {self._action_help}, got {shown}")
 
     def render(self) -> str | None:
         """``ansi``: one text line of the env's state; otherwise nothing (``info`` has it all)."""
@@ -718,6 +753,30 @@ def _system_params(config: EnvConfig) -> SystemParams:
     if config.payload is not None:
         overrides["protocol"] = config.payload
     return system_setting(config.system, **overrides)
+
+
+def _notice_vocabulary(config: EnvConfig, params: SystemParams, backend: RoundBackend) -> None:
+    """Warn when a replayed trace's vocabulary differs from the payload's, unless chosen.
+
+    ``PayloadParams.vocab_size`` sizes the token ids and distributions sent over the link. It
+    may deliberately differ from the recorded models' (a small pair priced at the paper's
+    Qwen2.5 link), so a mismatch is legal; one the user did not choose (no
+    ``system_overrides['vocab_size']``) gets this notice.
+    """
+    trace = getattr(backend, "trace", None)
+    if trace is None or "vocab_size" in config.system_overrides:
+        return
+    recorded, payload = trace.header.vocab_size, params.payload.vocab_size
+    if recorded != payload:
+        warnings.warn(
+            f"trace {trace.path} was recorded with a vocabulary of {recorded} tokens, but the "
+            f"system setting {config.system!r} sizes link payloads for vocab_size {payload}; "
+            f"pass system_overrides={{'vocab_size': {recorded}}} to price the recorded models' "
+            f"link, or system_overrides={{'vocab_size': {payload}}} to keep the setting's "
+            f"(either silences this notice)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _threshold_rules(config: EnvConfig) -> tuple[ExitRule, ...]:

@@ -11,11 +11,15 @@ Outputs land in Hydra's run directory: results.csv, results.md, plots/*.png.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
@@ -29,6 +33,7 @@ from agents.evaluation import (
 )
 from agents.plots import plot_sweep, plot_timeline, plot_v_tradeoff
 from agents.registry import load_preset, make_agent
+from gelato_env.config import EnvConfig, check_known_keys
 from gelato_env.env import GelatoEnv
 
 
@@ -56,11 +61,99 @@ def evaluate(cfg: DictConfig, env_kwargs: dict[str, Any], agents: list[str], n_e
     return runs
 
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def check_config(cfg: DictConfig, where: str = "an experiment file or an override") -> None:
+    """Refuse a bad config before any work: unknown keys (against conf/evaluate.yaml; env keys
+    against EnvConfig), and seed, counts, agent lists, flags and W&B mode by type and value.
+    ``where`` says where the composed values came from (for the unknown-key message)."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(values, dict)
+    if "experiment" in values:  # a group file without the package line lands under its group
+        raise ValueError(
+            f"config keys landed under 'experiment.' ({values['experiment']!r}, from {where}): "
+            f"an experiment file must start with the line '# @package _global_'"
+        )
+    known = yaml.safe_load((CONF_DIR / "evaluate.yaml").read_text())
+    known.pop("defaults", None)
+    check_known_keys(values, known, where=where, free=("env",))
+    for label, params in values["agent_overrides"].items():
+        if not isinstance(params, dict):
+            raise ValueError(f"agent_overrides.{label} must be a mapping of agent parameters, "
+                             f"got {params!r}")  # fmt: skip
+    try:
+        EnvConfig.from_dict(values["env"])  # names and values of the env kwargs
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"env: {err}") from None
+    _check_int("seed", values["seed"], low=0)
+    _check_int("n_episodes", values["n_episodes"], low=1)
+    _check_int("sweep.n_episodes", values["sweep"]["n_episodes"], low=1)
+    for name in ("agents", "sweep.agents"):
+        agents = values[name] if name == "agents" else values["sweep"]["agents"]
+        if not isinstance(agents, list) or not all(isinstance(a, str) for a in agents):
+            raise ValueError(f"{name} must be a list of conf/agent names, got {agents!r}")
+        if not agents:
+            raise ValueError(f"{name} must not be empty")
+    for name, flag in (("check_lossless", values["check_lossless"]),
+                       ("progress", values["progress"]),
+                       ("sweep.enabled", values["sweep"]["enabled"])):  # fmt: skip
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be true or false, got {flag!r}")
+    if values["wandb"]["mode"] not in WANDB_MODES:
+        raise ValueError(f"wandb.mode must be one of {list(WANDB_MODES)}, got "
+                         f"{values['wandb']['mode']!r}")  # fmt: skip
+
+
+def _check_int(name: str, value: Any, *, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+def config_sources() -> str:
+    """Where this run's config values came from: the experiment file (if any) and overrides."""
+    hydra_cfg = HydraConfig.get()
+    choice = hydra_cfg.runtime.choices.get("experiment")
+    if not choice:
+        return "a command-line override"
+    for source in hydra_cfg.runtime.config_sources:
+        path = Path(source.path) / "experiment" / f"{choice}.yaml"
+        if source.schema == "file" and path.is_file():
+            return f"{path} or a command-line override"
+    return f"experiment {choice!r} or a command-line override"
+
+
+def remove_empty_run_dir() -> None:
+    """Remove Hydra's run dir if it holds only Hydra's own records (``.hydra/``, the job log),
+    with its parents inside the cwd while empty: a run that fails before writing results
+    leaves nothing behind (``outputs/<date>/<time>`` included)."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.RUN:
+        return
+    run_dir = Path(hydra_cfg.runtime.output_dir).resolve()
+    own = {run_dir / f"{hydra_cfg.job.name}.log"}
+    if hydra_cfg.output_subdir is not None:
+        own.add(run_dir / hydra_cfg.output_subdir)
+    if not run_dir.is_dir() or not set(run_dir.iterdir()) <= own:
+        return
+    for path in own:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    cwd, directory = Path.cwd().resolve(), run_dir
+    while directory != cwd and not any(directory.iterdir()):
+        directory.rmdir()
+        if cwd not in directory.parents:  # outside the cwd: the run dir itself only
+            break
+        directory = directory.parent
+
+
 def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
-    if int(cfg.n_episodes) < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {cfg.n_episodes}")
-    if not cfg.agents:
-        raise ValueError("agents must not be empty")
+    check_config(cfg, config_sources())
     out_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     env_kwargs = OmegaConf.to_container(cfg.env, resolve=True)
     assert isinstance(env_kwargs, dict)
@@ -201,7 +294,11 @@ def log_wandb(cfg: DictConfig, rows: list[dict[str, Any]], runs: list[AgentRun],
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    main_impl(cfg)
+    try:
+        main_impl(cfg)
+    except BaseException:
+        remove_empty_run_dir()
+        raise
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import bisect
 import csv
 import inspect
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
@@ -360,8 +361,9 @@ TRACE_ADVANCE_MODES = ("row", "time")
 def load_rate_trace(path: str | Path) -> tuple[FloatArray, FloatArray]:
     """Read a bandwidth trace CSV with header ``timestamp_s,rate_bps``.
 
-    Blank lines and lines starting with ``#`` are skipped. Timestamps must strictly increase,
-    rates be finite and > 0.
+    Blank lines and lines starting with ``#`` are skipped; a UTF-8 byte-order mark (as
+    spreadsheet programs write) is allowed. Timestamps must strictly increase, rates be finite
+    and > 0.
 
     Args:
         path: the CSV file.
@@ -374,10 +376,17 @@ def load_rate_trace(path: str | Path) -> tuple[FloatArray, FloatArray]:
         ValueError: a malformed file; the message names the file and the line.
     """
     path = Path(path)
+    try:
+        return _read_rate_trace(path)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text CSV ({exc})") from None
+
+
+def _read_rate_trace(path: Path) -> tuple[FloatArray, FloatArray]:
     timestamps: list[float] = []
     rates: list[float] = []
     header_seen = False
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         for line_no, row in enumerate(csv.reader(handle), start=1):
             cells = [cell.strip() for cell in row]
             if not cells or cells == [""] or cells[0].startswith("#"):
@@ -433,6 +442,11 @@ class TraceRate(_RateChannel):
         advance: ``"row"`` or ``"time"``.
         step_s: time step in seconds when ``step`` gets no ``elapsed_s`` (time mode); 0.1 [D].
         random_start: start each episode at a random point of the trace; False [D].
+
+    Raises:
+        TypeError: ``path`` is not a path.
+        FileNotFoundError: no such file.
+        ValueError: a malformed file (naming the file and line) or a bad ``advance``/``step_s``.
     """
 
     name: ClassVar[str] = "trace"
@@ -449,6 +463,8 @@ class TraceRate(_RateChannel):
         if advance not in TRACE_ADVANCE_MODES:
             raise ValueError(f"advance must be one of {list(TRACE_ADVANCE_MODES)}, got {advance!r}")
         self.step_s = _check_rate("step_s", step_s)
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a CSV file path (str or os.PathLike), got {path!r}")
         self.path = Path(path)
         self.advance = advance
         self.random_start = bool(random_start)
@@ -531,7 +547,8 @@ def make_channel(name: str, radio: RadioParams, **kwargs: Any) -> ChannelProcess
             ``path="bw.csv"``, ``advance="time"``).
 
     Raises:
-        ValueError: unknown name or an argument the process does not take.
+        ValueError: unknown name, an argument the process does not take, or a required one
+            missing (``"trace"`` needs ``path``).
 
     >>> make_channel("gauss_markov", RadioParams(), rho=0.5).rho
     0.5
@@ -539,9 +556,16 @@ def make_channel(name: str, radio: RadioParams, **kwargs: Any) -> ChannelProcess
     if name not in CHANNELS:
         raise ValueError(f"channel must be one of {sorted(CHANNELS)}, got {name!r}")
     cls = CHANNELS[name]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "radio")]
+    params = inspect.signature(cls.__init__).parameters
+    allowed = [p for p in params if p not in ("self", "radio")]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ValueError(f"channel {name!r} takes {allowed}, got unknown {unknown}")
+    for p in allowed:
+        if params[p].default is inspect.Parameter.empty and p not in kwargs:
+            raise ValueError(
+                f"channel {name!r} needs the parameter {p!r} in channel_params (it takes "
+                f"{allowed}), got {kwargs!r}"
+            )
     channel: ChannelProcess = cls(radio, **kwargs)
     return channel

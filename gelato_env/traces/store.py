@@ -224,6 +224,17 @@ def read_header(directory: str | os.PathLike[str]) -> TraceHeader:
     missing = sorted(required - set(data))
     if missing:
         raise TraceError(f"{path}: corrupt trace header (missing fields {missing})")
+    for name, low in (
+        ("vocab_size", 2),
+        ("gamma_max", 1),
+        ("max_new_tokens", 1),
+        ("n_positions", 0),
+    ):
+        value = data[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise TraceError(
+                f"{path}: corrupt trace header ({name} must be an int >= {low}, got {value!r})"
+            )
     data["prompt_ids"] = tuple(data["prompt_ids"])
     known = set(TraceHeader.__dataclass_fields__)
     return TraceHeader(**{k: v for k, v in data.items() if k in known})
@@ -255,6 +266,51 @@ def _load_column(path: Path, spec: dict[str, Any]) -> npt.NDArray[Any]:
     return np.asarray(array)
 
 
+def _check_shapes(root: Path, header: TraceHeader, arrays: dict[str, npt.NDArray[Any]]) -> None:
+    """Check row counts, row widths and prompt offsets against the header (before any use).
+
+    A column can agree with its own header entry (and the checksum) and still disagree with
+    ``n_positions``/``gamma_max``, e.g. when a tool wrote an inconsistent trace; replay would
+    then fail, or read wrong rows, only at step time. This costs a few shape comparisons and
+    two passes over ``n_prompts + 1`` offsets.
+    """
+    n, g = header.n_positions, header.gamma_max
+    n_prompts = len(header.prompt_ids)
+    for name, end, what in (
+        ("prompt_offsets", n, "positions (n_positions in the header)"),
+        (
+            "prompt_token_offsets",
+            len(arrays["prompt_tokens"]),
+            "prompt tokens in prompt_tokens.npy",
+        ),
+    ):
+        offsets = arrays[name]
+        if offsets.shape != (n_prompts + 1,):
+            raise TraceError(
+                f"{root / (name + '.npy')}: offsets have shape {list(offsets.shape)} but the "
+                f"header lists {n_prompts} prompts (expected [{n_prompts + 1}])"
+            )
+        if int(offsets[0]) != 0 or int(offsets[-1]) != end or bool(np.any(np.diff(offsets) < 0)):
+            raise TraceError(
+                f"{root / (name + '.npy')}: offsets disagree with the trace: they must start at "
+                f"0, never decrease and end at the {end} {what}; got {offsets.tolist()[:8]}"
+                f"{' ...' if len(offsets) > 8 else ''}"
+            )
+    for name, (_, per_row) in COLUMNS.items():
+        where, shape = root / f"{name}.npy", arrays[name].shape
+        if len(shape) != (2 if per_row else 1):
+            want = "[n_positions, gamma_max]" if per_row else "[n_positions]"
+            raise TraceError(f"{where}: column has shape {list(shape)}, expected {want}")
+        if shape[0] != n:
+            raise TraceError(
+                f"{where}: column has {shape[0]} rows but the header says n_positions {n}"
+            )
+        if per_row and shape[1] != g:
+            raise TraceError(
+                f"{where}: column has {shape[1]} entries per row but the header says gamma_max {g}"
+            )
+
+
 # (resolved path, checksum, ((file size, mtime_ns), ...)) of traces verified in this process.
 _VERIFIED: set[tuple[str, str, tuple[tuple[int, int], ...]]] = set()
 
@@ -281,13 +337,7 @@ def load_columns(
         if spec is None:
             raise TraceError(f"{root / HEADER_FILE}: corrupt trace header (no entry for {name})")
         arrays[name] = _load_column(root / f"{name}.npy", spec)
-    offsets = arrays["prompt_offsets"]
-    n_prompts = len(header.prompt_ids)
-    if offsets.shape != (n_prompts + 1,) or int(offsets[-1]) != header.n_positions:
-        raise TraceError(
-            f"{root / 'prompt_offsets.npy'}: offsets disagree with the header "
-            f"({n_prompts} prompts, {header.n_positions} positions)"
-        )
+    _check_shapes(root, header, arrays)
     if verify:
         _verify(root, header, arrays)
     return header, arrays

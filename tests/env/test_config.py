@@ -106,10 +106,10 @@ def test_unknown_config_key() -> None:
 def test_action_outside_space(trace_path: str, action_mode: str, bad_action: object) -> None:
     env = GelatoEnv(trace_path=trace_path, action_mode=action_mode)
     env.reset(seed=0)
-    with pytest.raises(AssertionError, match="not in"):
+    with pytest.raises(ValueError, match="action must be"):
         env.step(bad_action)
 
 
 def test_step_before_reset(trace_path: str) -> None:
-    with pytest.raises(AssertionError, match=r"call reset\(\) before step\(\)"):
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
         GelatoEnv(trace_path=trace_path).step(0)

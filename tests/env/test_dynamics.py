@@ -82,7 +82,7 @@ def test_episode_is_one_prompt_then_terminates(trace_path: str, micro_trace) -> 
     assert not any(s[2] for s in steps[:-1])
     assert steps[-1][4]["n_generated"] == len(micro_trace.output_of(0))
     assert steps[-1][0][8] == pytest.approx(len(micro_trace.output_of(0)) / 40)
-    with pytest.raises(AssertionError, match="reset"):
+    with pytest.raises(RuntimeError, match="reset"):
         env.step(4)
     assert env.reset()[1]["prompt_index"] == 1
 
