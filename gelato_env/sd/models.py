@@ -17,7 +17,9 @@ the real tokens.
 
 from __future__ import annotations
 
+import mmap
 import os
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,16 @@ def logits_width(model: Any) -> int:
     return int(model.config.vocab_size)
 
 
+def real_vocabulary(vocab: Mapping[str, int]) -> dict[str, int]:
+    """``vocab`` without GGUF padding entries ``"[PAD<id>]"`` at their own id.
+
+    GGUF files list placeholder tokens for the padded embedding rows (Qwen2.5: ``[PAD151665]``
+    ... ``[PAD151935]``) and ``transformers`` keeps them in tokenizers read from a GGUF; the
+    tokenizer of the same model saved by its authors has none. No text maps to them.
+    """
+    return {t: i for t, i in vocab.items() if t != f"[PAD{i}]"}
+
+
 def _vocab_diff(draft_vocab: Mapping[str, int], target_vocab: Mapping[str, int]) -> str:
     only_draft = sorted(set(draft_vocab) - set(target_vocab))[:3]
     only_target = sorted(set(target_vocab) - set(draft_vocab))[:3]
@@ -98,7 +110,8 @@ def check_compatible(
     """Refuse a pair that does not share one vocabulary; return the shared vocabulary size V.
 
     Compares ``config.vocab_size`` and the logits width (output-embedding rows) of the two
-    models, and, when both tokenizers are given, their ``get_vocab()`` mappings. Sizes that
+    models, and, when both tokenizers are given, their ``get_vocab()`` mappings (without GGUF
+    padding entries, see :func:`real_vocabulary`). Sizes that
     differ are accepted only as padding (module docstring): both tokenizers given, identical,
     and all their ids below both logits widths.
 
@@ -110,7 +123,8 @@ def check_compatible(
     """
     n_ids = None  # the tokenizers' ids span [0, n_ids)
     if draft_tokenizer is not None and target_tokenizer is not None:
-        draft_vocab, target_vocab = draft_tokenizer.get_vocab(), target_tokenizer.get_vocab()
+        draft_vocab = real_vocabulary(draft_tokenizer.get_vocab())
+        target_vocab = real_vocabulary(target_tokenizer.get_vocab())
         if draft_vocab != target_vocab:
             raise ValueError(
                 f"incompatible model pair: the tokenizers of draft {draft_id!r} and target "
@@ -209,36 +223,178 @@ def _is_local_path(ref: str | Path) -> bool:
     )
 
 
-def _load_model(side: str, ref: str | Path, dtype: torch.dtype, trust_remote_code: bool) -> Any:
-    from transformers import AutoModelForCausalLM
+# --- GGUF files: where they are, and their vocabulary (read from the metadata, no weights) ------
 
+_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
+                 12: "d"}  # fmt: skip
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+_GGUF_UNUSED = 5  # tokenizer.ggml.token_type of the padding rows past the real tokens
+
+
+def _gguf_string(buf: mmap.mmap, pos: int) -> tuple[str, int]:
+    (length,) = struct.unpack_from("<Q", buf, pos)
+    return buf[pos + 8 : pos + 8 + length].decode("utf-8", errors="replace"), pos + 8 + length
+
+
+def _gguf_value(buf: mmap.mmap, pos: int, kind: int, keep: bool) -> tuple[Any, int]:
+    """One metadata value (arrays only when ``keep``) and the offset just past it."""
+    if kind in _GGUF_SCALARS:
+        fmt = "<" + _GGUF_SCALARS[kind]
+        return struct.unpack_from(fmt, buf, pos)[0], pos + struct.calcsize(fmt)
+    if kind == _GGUF_STRING:
+        return _gguf_string(buf, pos)
+    if kind != _GGUF_ARRAY:
+        raise ValueError(f"GGUF metadata value type must be 0..12, got {kind}")
+    element, count = struct.unpack_from("<IQ", buf, pos)
+    pos += 12
+    if element in _GGUF_SCALARS:
+        fmt = f"<{count}{_GGUF_SCALARS[element]}"
+        values = list(struct.unpack_from(fmt, buf, pos)) if keep else None
+        return values, pos + struct.calcsize(fmt)
+    items = []
+    for _ in range(count):
+        value, pos = _gguf_value(buf, pos, element, keep)
+        items.append(value)
+    return (items if keep else None), pos
+
+
+def gguf_vocabulary(path: str | Path) -> dict[str, int]:
+    """Token -> id of a GGUF file's tokenizer, from its metadata only (no tensor is read).
+
+    Padding rows past the real tokens (token type UNUSED, or named ``[PAD<id>]``) are left
+    out, so the result equals :func:`real_vocabulary` of a ``transformers`` tokenizer's
+    ``get_vocab()`` for the same tokenizer.
+
+    Raises:
+        ValueError: naming the file, when it is not a GGUF (v2/v3) file or has no tokenizer.
+    """
+    wanted = {"tokenizer.ggml.tokens", "tokenizer.ggml.token_type"}
+    fields: dict[str, Any] = {}
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file (it does not start with b'GGUF')")
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            version, _, n_keys = struct.unpack_from("<IQQ", buf, 4)
+            if version not in (2, 3):
+                raise ValueError(f"GGUF version of {path} must be 2 or 3, got {version}")
+            pos = 24
+            try:
+                for _ in range(n_keys):
+                    key, pos = _gguf_string(buf, pos)
+                    (kind,) = struct.unpack_from("<I", buf, pos)
+                    fields[key], pos = _gguf_value(buf, pos + 4, kind, keep=key in wanted)
+            except struct.error:
+                raise ValueError(f"GGUF file {path} is truncated in its metadata") from None
+    tokens = fields.get("tokenizer.ggml.tokens")
+    if not tokens:
+        raise ValueError(f"GGUF file {path} has no tokenizer (no tokenizer.ggml.tokens metadata)")
+    types = fields.get("tokenizer.ggml.token_type") or [0] * len(tokens)
+    if len(types) != len(tokens):
+        raise ValueError(
+            f"GGUF file {path} is corrupt: {len(tokens)} tokens but {len(types)} token types"
+        )
+    vocab = {t: i for i, (t, k) in enumerate(zip(tokens, types, strict=True)) if k != _GGUF_UNUSED}
+    return real_vocabulary(vocab)
+
+
+@dataclass(frozen=True)
+class _ModelRef:
+    """One side of a pair as given: where ``from_pretrained`` finds it and how to name it."""
+
+    side: str  # "draft" or "target"
+    name: str  # for errors and ModelPair ids
+    source: str  # local directory or hub id passed to from_pretrained
+    gguf_file: str | None  # a GGUF file (absolute path when local) or None
+    local: bool  # source is a local directory
+
+
+def _resolve(side: str, ref: str | Path, gguf_file: str | None) -> _ModelRef:
+    """Where one side is; raises FileNotFoundError for local paths that do not exist."""
     path = Path(ref).expanduser()
+    if str(ref).endswith(".gguf"):
+        if gguf_file is not None:
+            raise ValueError(f"{side} is a .gguf file ({str(ref)!r}); do not also pass gguf_file")
+        if not path.is_file():
+            raise FileNotFoundError(f"{side} GGUF file {str(ref)!r} does not exist")
+        return _ModelRef(side, str(ref), str(path.parent), str(path.resolve()), True)
     if _is_local_path(ref) and not path.exists():
         raise FileNotFoundError(f"{side} model path {str(ref)!r} does not exist")
-    source = str(path) if path.exists() else str(ref)
+    local = path.is_dir()
+    if gguf_file is None:
+        return _ModelRef(side, str(ref), str(path) if local else str(ref), None, local)
+    if local:
+        file = path / gguf_file
+        if not file.is_file():
+            raise FileNotFoundError(f"{side} GGUF file {str(file)!r} does not exist")
+        return _ModelRef(side, str(file), str(path), str(file.resolve()), True)
+    return _ModelRef(side, f"{ref}/{gguf_file}", str(ref), gguf_file, False)
+
+
+def _load_model(ref: _ModelRef, dtype: torch.dtype, trust_remote_code: bool) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
     try:
         return AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, trust_remote_code=trust_remote_code
+            ref.source, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs
         )
     except (OSError, ValueError, KeyError) as err:
         offline = os.environ.get("HF_HUB_OFFLINE", "0")
         raise OSError(
-            f"cannot load {side} model {str(ref)!r}: not a loadable local model directory nor a "
-            f"hub id available offline (HF_HUB_OFFLINE={offline}): {type(err).__name__}: "
+            f"cannot load {ref.side} model {ref.name!r}: not a loadable local model directory "
+            f"nor a hub id available offline (HF_HUB_OFFLINE={offline}): {type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else ''}"
         ) from err
 
 
-def _load_tokenizer(ref: str | Path, trust_remote_code: bool) -> Any:
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model",
+                    "vocab.txt", "spiece.model")  # fmt: skip
+
+
+def _load_tokenizer(ref: _ModelRef, trust_remote_code: bool) -> Any:
+    """The side's tokenizer; a directory without one is an error naming it.
+
+    (``transformers`` would otherwise invent a one-token tokenizer from the model config.)
+    """
     from transformers import AutoTokenizer
 
-    path = Path(ref).expanduser()
+    where = f"{ref.side} model {ref.name!r}"
+    if ref.local and not ref.gguf_file:
+        if not any((Path(ref.source) / name).is_file() for name in _TOKENIZER_FILES):
+            raise ValueError(
+                f"{where} has no tokenizer: directory {ref.source} holds none of "
+                f"{', '.join(_TOKENIZER_FILES)}; save one there (tokenizer.save_pretrained)"
+            )
+    kwargs: dict[str, Any] = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
     try:
-        return AutoTokenizer.from_pretrained(
-            str(path) if path.exists() else str(ref), trust_remote_code=trust_remote_code
+        tokenizer = AutoTokenizer.from_pretrained(
+            ref.source, trust_remote_code=trust_remote_code, **kwargs
         )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise OSError(f"cannot load the tokenizer of {where}: {type(err).__name__}: {err}") from err
+    if len(tokenizer.get_vocab()) <= 1:
+        raise ValueError(f"{where} has no tokenizer (transformers built an empty one)")
+    return tokenizer
+
+
+def _check_gguf_vocabularies(refs: tuple[_ModelRef, _ModelRef], trust_remote_code: bool) -> None:
+    """Refuse a pair with a GGUF side whose vocabulary differs from the other side's.
+
+    Runs before any weights are read: a GGUF's vocabulary is in its metadata, and the other
+    side's tokenizer loads in seconds.
+    """
+    vocabs = [
+        gguf_vocabulary(ref.gguf_file)
+        if ref.gguf_file and ref.local
+        else real_vocabulary(_load_tokenizer(ref, trust_remote_code).get_vocab())
+        for ref in refs
+    ]
+    if vocabs[0] != vocabs[1]:
+        raise ValueError(
+            f"incompatible model pair: the vocabularies of draft {refs[0].name!r} and target "
+            f"{refs[1].name!r} differ ({_vocab_diff(vocabs[0], vocabs[1])}); refused before "
+            f"loading the weights"
+        )
 
 
 def load_pair(
@@ -248,44 +404,63 @@ def load_pair(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
+    draft_gguf_file: str | None = None,
+    target_gguf_file: str | None = None,
+    draft_id: str | None = None,
+    target_id: str | None = None,
 ) -> ModelPair:
     """Load a draft/target pair of ``AutoModelForCausalLM`` and their shared tokenizer.
 
+    Either side may be a GGUF file: a path ending in ``.gguf``, or a directory / hub id plus
+    ``draft_gguf_file`` / ``target_gguf_file`` naming the file in it. ``transformers``
+    dequantizes GGUF weights into ``dtype`` on load (needs the ``gguf`` and ``accelerate``
+    packages, e.g. the ``[qwen]`` extra); a local GGUF's vocabulary is compared with the other
+    side's before any weights are loaded.
+
     Args:
-        draft: local directory or hub id of the draft model.
-        target: local directory or hub id of the target model.
+        draft: local directory, hub id or ``.gguf`` file of the draft model.
+        target: local directory, hub id or ``.gguf`` file of the target model.
         device: where both models run; None picks CUDA when available, else CPU.
         dtype: model dtype (``torch.dtype`` or name); None picks bf16/fp16 on CUDA, fp32 on CPU.
         trust_remote_code: passed to ``from_pretrained`` (only for models you trust).
+        draft_gguf_file: GGUF file inside the ``draft`` directory or hub repo, or None.
+        target_gguf_file: GGUF file inside the ``target`` directory or hub repo, or None.
+        draft_id: the draft's id in the pair (trace metadata); None for ``draft`` as given.
+        target_id: the target's id in the pair; None for ``target`` as given.
 
     Returns:
-        The pair in eval mode on ``device``; the tokenizer is the target's (or the draft's when
-        the target has none, or None when neither has one).
+        The pair in eval mode on ``device``; its tokenizer is the target's (both sides must
+        have one, with identical vocabularies).
 
     Raises:
-        FileNotFoundError: a local path that does not exist (names the side and the path).
-        OSError: a model that cannot be loaded (names the side and the path or id).
-        ValueError: incompatible vocabularies (names both models and what differs).
+        FileNotFoundError: a local path or GGUF file that does not exist (names side and path).
+        OSError: a model or tokenizer that cannot be loaded (names the side and the path or id).
+        ValueError: a side without a tokenizer (names the directory), or incompatible
+            vocabularies (names both models and what differs).
     """
     resolved_device = resolve_device(device)
     resolved_dtype = resolve_dtype(dtype, resolved_device)
-    draft_model = _load_model("draft", draft, resolved_dtype, trust_remote_code)
-    target_model = _load_model("target", target, resolved_dtype, trust_remote_code)
-    draft_tok = _load_tokenizer(draft, trust_remote_code)
-    target_tok = _load_tokenizer(target, trust_remote_code)
+    refs = (
+        _resolve("draft", draft, draft_gguf_file),
+        _resolve("target", target, target_gguf_file),
+    )
+    if any(ref.gguf_file and ref.local for ref in refs):
+        _check_gguf_vocabularies(refs, trust_remote_code)
+    draft_model, target_model = (_load_model(r, resolved_dtype, trust_remote_code) for r in refs)
+    draft_tok, target_tok = (_load_tokenizer(r, trust_remote_code) for r in refs)
+    names = (draft_id or refs[0].name, target_id or refs[1].name)
     check_compatible(
         draft_model,
         target_model,
         draft_tokenizer=draft_tok,
         target_tokenizer=target_tok,
-        draft_id=str(draft),
-        target_id=str(target),
+        draft_id=names[0],
+        target_id=names[1],
     )
-    tokenizer = target_tok if target_tok is not None else draft_tok
     return pair_from_models(
         draft_model.to(resolved_device),
         target_model.to(resolved_device),
-        tokenizer,
-        draft_id=str(draft),
-        target_id=str(target),
+        target_tok,
+        draft_id=names[0],
+        target_id=names[1],
     )

