@@ -12,6 +12,8 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
+import numpy as np
+
 PROTOCOLS: tuple[str, ...] = ("topp", "full", "dssd")
 
 
@@ -155,20 +157,39 @@ class EdgeProfile:
         _non_negative(self, "verify_per_token_s", self.verify_per_token_s)
 
 
+DOWNLINK_MODELS: tuple[str, ...] = ("fixed", "link_budget")
+
+
 @dataclass(frozen=True, slots=True)
 class RadioParams:
     """The device's uplink radio and the edge's downlink (DESIGN.md §3).
+
+    Field defaults are the first build's [D] values (the ``legacy_300m`` setting); the
+    ``paper`` setting (:mod:`gelato_env.system.profiles`) reconstructs a resource-constrained
+    cell-edge link and argues each number there.
 
     Attributes:
         bandwidth_hz: B, uplink bandwidth in Hz; 1 MHz, the paper's headline point [S].
         tx_power_w: p_tx, device transmit power in W; 0.2 W (23 dBm) [D]. Must be > 0: a zero
             transmit power makes the Shannon rate zero and any uplink payload never arrives.
         noise_psd_dbm_hz: N_0, thermal noise power spectral density in dBm/Hz; -174 [D].
-        noise_figure_db: receiver noise figure in dB; 9 dB [D].
+        noise_figure_db: noise figure of the uplink receiver (the edge's base station) in dB;
+            9 dB [D].
         distance_m: device-edge distance in m; 300 m [D]. Path loss
             128.1 + 37.6·log10(d/km) dB (3GPP TR 36.814 macro model) [D].
-        downlink_rate_bps: R_dl, downlink rate in bit/s, fixed (the edge has power to spare);
-            20 Mbit/s [D].
+        downlink_rate_bps: R_dl, downlink rate in bit/s with ``downlink_model="fixed"``;
+            20 Mbit/s [D]. With ``"link_budget"`` it is derived (any given value is replaced).
+        downlink_model: ``"fixed"`` (``downlink_rate_bps`` as given) [D] or ``"link_budget"``:
+            R_dl = B_dl·E[log2(1 + snr_dl·X)], X ~ Exp(1), the ergodic Shannon rate of a
+            Rayleigh-faded downlink at the mean SNR snr_dl = P_dl·g/(N_0·NF_dl·B_dl), with the
+            uplink's distance and path loss (the env draws no per-round downlink fade: a round's
+            verdict is a few hundred bits, so only DSSD's distributions feel the downlink).
+        downlink_bandwidth_hz: B_dl in Hz (``link_budget``); None uses the uplink's B (a paired
+            allocation of the same width, so a bandwidth sweep moves both directions) [D].
+        downlink_psd_dbm_hz: base-station transmit power spectral density in dBm/Hz
+            (``link_budget``); -24 dBm/Hz = 46 dBm over 10 MHz (3GPP TR 36.814 macro) [A].
+        downlink_noise_figure_db: noise figure of the device's receiver in dB (``link_budget``);
+            9 dB (3GPP TR 36.814 UE) [A].
     """
 
     bandwidth_hz: float = 1e6  # [S]
@@ -177,6 +198,10 @@ class RadioParams:
     noise_figure_db: float = 9.0  # [D]
     distance_m: float = 300.0  # [D]
     downlink_rate_bps: float = 20e6  # [D]
+    downlink_model: str = "fixed"  # [D]
+    downlink_bandwidth_hz: float | None = None  # [D] None: the uplink's
+    downlink_psd_dbm_hz: float = -24.0  # [A]
+    downlink_noise_figure_db: float = 9.0  # [A]
 
     def __post_init__(self) -> None:
         _positive(self, "bandwidth_hz", self.bandwidth_hz)
@@ -189,7 +214,49 @@ class RadioParams:
         _real(self, "noise_psd_dbm_hz", self.noise_psd_dbm_hz)
         _non_negative(self, "noise_figure_db", self.noise_figure_db)
         _positive(self, "distance_m", self.distance_m)
+        model = self.downlink_model
+        if model not in DOWNLINK_MODELS:
+            raise ValueError(
+                f"downlink_model must be one of {list(DOWNLINK_MODELS)}, got {model!r}"
+            )
+        if self.downlink_bandwidth_hz is not None:
+            _positive(self, "downlink_bandwidth_hz", self.downlink_bandwidth_hz)
+        _real(self, "downlink_psd_dbm_hz", self.downlink_psd_dbm_hz)
+        _non_negative(self, "downlink_noise_figure_db", self.downlink_noise_figure_db)
+        if self.downlink_model == "link_budget":
+            object.__setattr__(self, "downlink_rate_bps", self.link_budget_downlink_rate_bps())
         _positive(self, "downlink_rate_bps", self.downlink_rate_bps)
+
+    @property
+    def downlink_snr_db(self) -> float:
+        """Mean downlink SNR of the ``link_budget`` model, dB.
+
+        >>> round(RadioParams(distance_m=1000.0, downlink_model="link_budget").downlink_snr_db, 2)
+        12.9
+        """
+        path_loss_db = 128.1 + 37.6 * math.log10(self.distance_m / 1000.0)
+        # transmit PSD and noise PSD both per Hz: the downlink bandwidth cancels
+        noise_dbm_hz = self.noise_psd_dbm_hz + self.downlink_noise_figure_db
+        return self.downlink_psd_dbm_hz - path_loss_db - noise_dbm_hz
+
+    def link_budget_downlink_rate_bps(self) -> float:
+        """Ergodic Rayleigh-faded Shannon rate of the downlink at its mean SNR, bit/s.
+
+        E[log2(1 + snr·X)], X ~ Exp(1), by 64-point Gauss-Laguerre quadrature (exact to ~1e-6
+        relative for this smooth integrand).
+
+        >>> radio = RadioParams(distance_m=1000.0, downlink_model="link_budget")
+        >>> round(radio.downlink_rate_bps / 1e6, 2)  # Mbit/s over 1 MHz at 12.9 dB mean SNR
+        3.71
+        """
+        bandwidth = (
+            self.bandwidth_hz
+            if self.downlink_bandwidth_hz is None
+            else (self.downlink_bandwidth_hz)
+        )
+        snr = 10.0 ** (self.downlink_snr_db / 10.0)
+        x, w = np.polynomial.laguerre.laggauss(64)
+        return float(bandwidth * np.sum(w * np.log2(1.0 + snr * x)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,8 @@ from gelato_env.system import (
 
 def _system(gamma_max: int = 2, protocol: str = "topp") -> SystemParams:
     return SystemParams(
-        device_profile("jetson_orin"),
-        edge_profile("a100_7b"),
+        device_profile("legacy_jetson"),  # 25 ms x 5 W: the budgets below are sized for it
+        edge_profile("legacy_a100"),
         payload=PayloadParams(protocol=protocol, vocab_size=64),
         gamma_max=gamma_max,
     )

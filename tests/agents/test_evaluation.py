@@ -22,10 +22,12 @@ from agents.registry import make_agent
 from gelato_env.env import GelatoEnv
 from gelato_env.system import EnergyBudget
 
+SYSTEM = "legacy_300m"  # 25 ms x 5 W drafting: the budgets below are sized for it
+
 
 def _run(trace: Any, name: str, n: int = 6, budget: float = 0.3, **params: Any) -> AgentRun:
     def make_env(kwargs: Any) -> GelatoEnv:
-        return GelatoEnv(trace_path=str(trace.path), budget_value=budget, **kwargs)
+        return GelatoEnv(trace_path=str(trace.path), budget_value=budget, system=SYSTEM, **kwargs)
 
     return run_agent(make_agent(name, **params), make_env, label=name, agent=name,
                      n_episodes=n, seed=3)  # fmt: skip
@@ -89,7 +91,9 @@ def test_results_table(runs: dict[str, AgentRun], tmp_path: Any) -> None:
 def test_realization_model_reproduces_env_totals(
     runs: dict[str, AgentRun], micro_trace: Any
 ) -> None:
-    env = GelatoEnv(trace_path=str(micro_trace.path), budget_value=0.3, payload="topp")
+    env = GelatoEnv(
+        trace_path=str(micro_trace.path), budget_value=0.3, payload="topp", system=SYSTEM
+    )
     ref_rates = _split(runs["target_only"], "rate_bps")
     episodes = []
     for prompt, rates in zip(runs["target_only"].prompts, ref_rates, strict=True):

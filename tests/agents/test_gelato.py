@@ -26,7 +26,8 @@ def _obs(queue_j: float = 0.0, rate_bps: float = 6e6, entropy: float = 1.0) -> O
 def _gelato(**kw: float) -> GelatoPolicy:
     # the observation-entropy estimator: these tests check the search, given alpha^(H-bar)
     policy = GelatoPolicy(estimator="entropy_ema", **kw)  # type: ignore[arg-type]
-    policy.configure(system_setting("paper"), EnergyBudget("per_round", 0.2), topp_size_mean=4.0)
+    system = system_setting("legacy_300m")  # the budgets and rates below are sized for it
+    policy.configure(system, EnergyBudget("per_round", 0.2), topp_size_mean=4.0)
     return policy
 
 
@@ -39,7 +40,7 @@ def test_expected_tokens_closed_form() -> None:
 
 def test_plan_is_exhaustive_argmax_of_dpp_score() -> None:
     policy = _gelato(v=1.0)
-    model = RoundCostModel(system_setting("paper"), EnergyBudget("per_round", 0.2), 4.0)
+    model = RoundCostModel(system_setting("legacy_300m"), EnergyBudget("per_round", 0.2), 4.0)
     for q in (0.0, 0.5, 3.0, 30.0):
         for h in (0.2, 1.0, 3.0):
             plan = policy.plan(_obs(queue_j=q, entropy=h))

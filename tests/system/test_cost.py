@@ -70,7 +70,7 @@ def test_items_sum_to_totals():
 
 
 def test_zero_idle_power_gives_compute_plus_radio_model():
-    params = system_setting("paper", idle_power_w=0.0)
+    params = system_setting("legacy_300m", idle_power_w=0.0)  # 25 ms x 5 W per token
     cost = round_cost(2, 800, 86, 1e6, params)
     assert cost.idle_energy_j == 0.0
     assert cost.energy_j == pytest.approx(2 * 0.125 + 0.2 * 800 / 1e6)

@@ -19,25 +19,43 @@ from gelato_env.system import (
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "system"
 
 
-def test_paper_setting_matches_design_defaults():
+def test_paper_setting_is_the_reconstructed_scenario():
     params = system_setting("paper")
-    assert params == SystemParams(DeviceProfile("jetson_orin"), EdgeProfile("a100_7b"))
+    # roofline: weight bytes / (0.7 x memory bandwidth)
+    assert params.device.draft_time_s == pytest.approx(0.98e9 / (0.7 * 102.4e9))
+    assert params.device.draft_power_w == 15.0
+    assert params.edge.verify_base_s == pytest.approx(
+        15.22e9 / (0.7 * 2.039e12) + 9.756e-5, rel=1e-3
+    )
     assert params.radio.bandwidth_hz == 1e6
+    assert params.radio.distance_m == 1000.0
+    assert params.radio.downlink_model == "link_budget"
+    assert params.radio.downlink_snr_db == pytest.approx(12.9)
     assert params.link.uplink_latency_s == 0.020
     assert params.payload.protocol == "topp"
     assert params.payload.vocab_size == 151_936
     assert params.gamma_max == 8
 
 
-def test_high_latency_is_paper_with_140_ms_each_way():
-    paper, high = system_setting("paper"), system_setting("high_latency")
-    assert high.link.uplink_latency_s == high.link.downlink_latency_s == 0.140
-    assert (high.device, high.edge, high.radio, high.payload) == (
-        paper.device,
-        paper.edge,
-        paper.radio,
-        paper.payload,
-    )
+def test_paper_uplink_is_the_constraint_and_the_downlink_follows_it():
+    from gelato_env.system import noise_power_w, path_gain, shannon_rate_bps, snr_db
+
+    radio = system_setting("paper").radio
+    noise = noise_power_w(radio.bandwidth_hz, radio.noise_psd_dbm_hz, radio.noise_figure_db)
+    gain = path_gain(radio.distance_m)
+    assert snr_db(radio.tx_power_w, gain, noise) == pytest.approx(3.91, abs=0.01)
+    assert shannon_rate_bps(radio.bandwidth_hz, radio.tx_power_w, gain, noise) < 2e6
+    # the downlink scales with the (paired) bandwidth; a fixed rate does not
+    wide = system_setting("paper", bandwidth_hz=10e6).radio
+    assert wide.downlink_rate_bps == pytest.approx(10 * radio.downlink_rate_bps)
+    fixed = system_setting("paper", downlink_model="fixed", downlink_rate_bps=5e6).radio
+    assert fixed.downlink_rate_bps == 5e6
+
+
+def test_legacy_setting_keeps_the_first_build():
+    params = system_setting("legacy_300m")
+    assert params == SystemParams(DeviceProfile("legacy_jetson"), EdgeProfile("legacy_a100"))
+    assert params.radio.downlink_rate_bps == 20e6
 
 
 def test_overrides_reach_every_part():
@@ -82,8 +100,14 @@ def test_dvfs_profile_time_override_warns():
     ("call", "match"),
     [
         (lambda: device_profile("pixel"), r"device profile must be one of \[.*'phone_cpu'.*\]"),
-        (lambda: edge_profile("tpu"), r"edge profile must be one of \['a100_7b', 'h100_7b'\]"),
-        (lambda: system_setting("lab"), r"setting must be one of \['high_latency', 'paper'\]"),
+        (
+            lambda: edge_profile("tpu"),
+            r"edge profile must be one of \['a100_7b', 'h100_7b', 'legacy_a100'\]",
+        ),
+        (
+            lambda: system_setting("lab"),
+            r"setting must be one of \['high_latency', 'legacy_300m', 'paper'\]",
+        ),
         (lambda: system_setting(device="pixel"), r"device profile must be one of"),
         (lambda: system_setting(bandwith_hz=1e6), r"got \['bandwith_hz'\]"),
         (lambda: system_setting(protocol="zip"), r"protocol must be one of"),
@@ -97,7 +121,7 @@ def test_unknown_names_and_bad_values(call, match):
         call()
 
 
-@pytest.mark.parametrize("name", ["paper", "high_latency"])
+@pytest.mark.parametrize("name", ["paper", "high_latency", "legacy_300m"])
 def test_hydra_config_builds_the_named_setting(name):
     cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{name}.yaml"))
     assert isinstance(cfg, dict)
