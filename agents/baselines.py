@@ -22,17 +22,35 @@ agent                         budget gamma~          exit rule   payload
 The Lyapunov-only ablation (GELATO without early exit) is :class:`LyapunovOnly`. The early-exit
 baselines use the compact ``topp`` payload by default so that they differ from GELATO only in
 the drafting schedule (a config option).
+
+Budget-aware baselines (:class:`BudgetStatic`). The static baselines above ignore the energy
+budget, so comparing GELATO's energy against them flatters it. ``static_budget`` is the best
+fixed budget gamma and payload that meets the energy budget, chosen on the *training* prompts
+(the prompts GELATO calibrates on, never the held-out ones an evaluation plays) by playing every
+candidate in the env's own system, channel and budget; ``dssd_budget`` restricts the payload to
+DSSD's (the paper's named reference, made budget-aware); ``entropy_budget`` drafts with GELATO's
+calibrated entropy exit under the best budget-meeting fixed gamma (GELATO without the queue).
 """
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agents.base import AnalyticPolicy, Decision, EnvOverrides
-from agents.gelato import GelatoPolicy
+from agents.gelato import (
+    EVAL_FRACTION,
+    GelatoPolicy,
+    calibrated_exit_params,
+    calibration_trace,
+    training_prompts,
+    training_statistics,
+)
 from gelato_env.observation import ObservationFields
-from gelato_env.system import SystemParams
+from gelato_env.system import EnergyBudget, SystemParams
 
 PROTOCOLS = ("topp", "full", "dssd")
 
@@ -135,19 +153,50 @@ class AdaEDLStop(FixedBudget):
 
 
 class EntropyOnly(FixedBudget):
-    """GELATO's inner loop alone: the entropy-bucket exit under a fixed budget (no queue)."""
+    """GELATO's inner loop alone: the entropy-bucket exit under a fixed budget (no queue).
+
+    With ``threshold_nats`` and ``bucket_nats`` None [D] the thresholds are GELATO's, calibrated
+    on the trace's training prompts at :meth:`bind` (``agents.gelato.calibrated_exit_params``);
+    numbers fix them.
+    """
 
     name: ClassVar[str] = "entropy_only"
 
     def __init__(
         self,
         gamma: int = 8,
-        threshold_nats: float = 1.0,
-        bucket_nats: float = 1.0,
+        threshold_nats: float | None = None,
+        bucket_nats: float | None = None,
         protocol: str = "topp",
     ) -> None:
-        params = {"threshold_nats": threshold_nats, "bucket_nats": bucket_nats}
-        super().__init__(gamma, protocol, "entropy_bucket", params)
+        self.calibrate = threshold_nats is None and bucket_nats is None
+        params = {
+            "threshold_nats": 1.0 if threshold_nats is None else threshold_nats,
+            "bucket_nats": 1.0 if bucket_nats is None else bucket_nats,
+        }
+        super().__init__(gamma, protocol, "entropy_bucket", {} if self.calibrate else params)
+        self._defaults = params
+
+    def bind(self, env: Any) -> EntropyOnly:
+        """Calibrate the thresholds on the training prompts (when not fixed)."""
+        super().bind(env)
+        if not self.calibrate:
+            return self
+        base = self.env
+        trace = calibration_trace(base, None)
+        if trace is None:
+            warnings.warn(
+                f"entropy_only found no trace to calibrate on: it exits with {self._defaults}",
+                stacklevel=2,
+            )
+            self.exit_params = dict(self._defaults)
+            return self
+        train = training_prompts(trace)
+        config = base.config
+        budget = EnergyBudget(config.budget_mode, config.budget_value)
+        topp = max(training_statistics(trace, train).topp_size_mean, 1.0)
+        self.exit_params, _ = calibrated_exit_params(trace, train, base.params, budget, topp)
+        return self
 
 
 class HFHeuristic(AnalyticPolicy):
@@ -232,3 +281,182 @@ class LyapunovOnly(GelatoPolicy):
         params.pop("exit_rule", None)
         params.pop("exit_params", None)
         super().__init__(v=v, exit_rule="none", **params)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticCandidate:
+    """One fixed (gamma, payload) played on the training prompts.
+
+    Attributes:
+        gamma: the fixed budget, tokens.
+        protocol: the payload protocol.
+        throughput_tps: tokens / s over the training episodes.
+        budget_ratio: the budget mode's average energy / the budget.
+        energy_per_token_j: J / token.
+    """
+
+    gamma: int
+    protocol: str
+    throughput_tps: float
+    budget_ratio: float
+    energy_per_token_j: float
+
+
+class BudgetStatic(FixedBudget):
+    """The best fixed gamma and payload meeting the energy budget on training prompts.
+
+    At :meth:`bind` every candidate (gamma = 0..gamma_max) x ``protocols`` plays
+    ``n_train_episodes`` training prompts (seeds ``seed``, the queue kept across episodes, the
+    env's system, channel and budget); the one with the highest throughput whose average energy
+    is within ``1 - margin`` of the budget wins (none: the least energy, with a warning).
+
+    Args:
+        protocols: payloads to choose from.
+        exit_rule: ``none`` [D] or ``entropy_bucket`` (GELATO's thresholds, calibrated on the
+            same training prompts).
+        n_train_episodes: training episodes per candidate; None plays every training prompt
+            once (at most 40 [D]).
+        margin: required slack below the budget, in [0, 1); 0 [D].
+        eval_fraction: held-out share of the trace's prompts (never played here).
+        seed: seed of the first training episode; 10,000 [D] (apart from evaluation seeds).
+        calibration_trace: trace to choose on when the env has none (live backend).
+    """
+
+    name: ClassVar[str] = "static_budget"
+
+    def __init__(
+        self,
+        protocols: Sequence[str] = ("topp", "full", "dssd"),
+        exit_rule: str = "none",
+        n_train_episodes: int | None = None,
+        margin: float = 0.0,
+        eval_fraction: float = EVAL_FRACTION,
+        seed: int = 10_000,
+        calibration_trace: str | None = None,
+    ) -> None:
+        protocols = tuple(_check_protocol(p) for p in protocols)
+        if not protocols:
+            raise ValueError("protocols must not be empty")
+        if exit_rule not in ("none", "entropy_bucket"):
+            raise ValueError(f"exit_rule must be 'none' or 'entropy_bucket', got {exit_rule!r}")
+        if not 0.0 <= margin < 1.0:
+            raise ValueError(f"margin must be in [0, 1), got {margin}")
+        if n_train_episodes is not None and n_train_episodes < 1:
+            raise ValueError(f"n_train_episodes must be >= 1, got {n_train_episodes}")
+        super().__init__(0, protocols[0], exit_rule)
+        self.protocols = protocols
+        self.n_train_episodes = n_train_episodes
+        self.margin = float(margin)
+        self.eval_fraction = float(eval_fraction)
+        self.seed = int(seed)
+        self.calibration_trace = calibration_trace
+        self.candidates: tuple[StaticCandidate, ...] = ()
+        self.choice: StaticCandidate | None = None
+
+    def bind(self, env: Any) -> BudgetStatic:
+        """Choose (gamma, payload) on the training prompts (see the class docstring)."""
+        super().bind(env)
+        base = self.env
+        trace = calibration_trace(base, self.calibration_trace)
+        if trace is None:
+            raise ValueError(
+                f"{self.name} chooses on training prompts of a trace, but the env has none "
+                "(live backend): pass calibration_trace= a trace of the same pair"
+            )
+        train = training_prompts(trace, self.eval_fraction)
+        config = base.config
+        if self.exit_rule == "entropy_bucket":
+            budget = EnergyBudget(config.budget_mode, config.budget_value)
+            topp = max(training_statistics(trace, train).topp_size_mean, 1.0)
+            self.exit_params, _ = calibrated_exit_params(trace, train, base.params, budget, topp)
+        n_episodes = self.n_train_episodes or min(len(train), 40)
+        self.candidates = tuple(
+            _play_static(base, trace, train, gamma, protocol, self, n_episodes)
+            for protocol in self.protocols
+            for gamma in range(0 if protocol == self.protocols[0] else 1, self.gamma_max + 1)
+        )
+        self.choice = self._choose()
+        self.gamma, self.protocol = self.choice.gamma, self.choice.protocol
+        return self
+
+    def _choose(self) -> StaticCandidate:
+        limit = 1.0 - self.margin
+        feasible = [c for c in self.candidates if c.budget_ratio <= limit]
+        if feasible:
+            return max(feasible, key=lambda c: c.throughput_tps)
+        cheapest = min(self.candidates, key=lambda c: c.budget_ratio)
+        warnings.warn(
+            f"{self.name}: no fixed gamma and payload meets the budget on the training prompts; "
+            f"playing the least energy one (gamma {cheapest.gamma}, {cheapest.protocol}: "
+            f"{cheapest.budget_ratio:.2f} x the budget)",
+            stacklevel=3,
+        )
+        return cheapest
+
+
+def _play_static(
+    base: Any,
+    trace: Any,
+    train: tuple[int, ...],
+    gamma: int,
+    protocol: str,
+    policy: BudgetStatic,
+    n_episodes: int,
+) -> StaticCandidate:
+    """Play a fixed (gamma, payload) on ``n_episodes`` training prompts of ``trace``."""
+    from agents.training import PromptSubset
+    from gelato_env.env import GelatoEnv
+    from gelato_env.traces.replay import ReplayBackend
+
+    config = base.config
+    backend = PromptSubset(
+        ReplayBackend(trace, gamma_max=base.params.gamma_max,
+                      max_new_tokens=config.max_new_tokens),
+        train,
+    )  # fmt: skip
+    kwargs = {
+        **config.to_kwargs(),
+        "backend": backend,
+        "payload": protocol,
+        "exit_rule": policy.exit_rule,
+        "exit_params": dict(policy.exit_params),
+        "action_mode": "budget",
+        "horizon": None,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the evaluation env already said what applies
+        env = GelatoEnv(**kwargs)
+    n_tokens = latency = energy = 0.0
+    n_rounds = 0
+    for episode in range(n_episodes):
+        env.reset(seed=policy.seed + episode, options={"keep_queue": episode > 0})
+        done = False
+        while not done:
+            _, _, done, _, info = env.step(gamma)
+            n_tokens += info["n_tokens"]
+            latency += info["latency_s"]
+            energy += info["energy_j"]
+            n_rounds += 1
+    env.close()
+    average = {
+        "per_round": energy / n_rounds,
+        "per_token": energy / n_tokens,
+        "per_second": energy / latency,
+    }[config.budget_mode]
+    ratio = average / config.budget_value if math.isfinite(config.budget_value) else 0.0
+    return StaticCandidate(gamma, protocol, n_tokens / latency, ratio, energy / n_tokens)
+
+
+def budget_static_table(policy: BudgetStatic) -> list[dict[str, Any]]:
+    """The candidates a bound :class:`BudgetStatic` played, one dict each (for reports)."""
+    return [
+        {
+            "gamma": c.gamma,
+            "protocol": c.protocol,
+            "throughput_tps": c.throughput_tps,
+            "budget_ratio": c.budget_ratio,
+            "energy_per_token_j": c.energy_per_token_j,
+            "chosen": c == policy.choice,
+        }
+        for c in policy.candidates
+    ]

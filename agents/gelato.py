@@ -328,14 +328,11 @@ class GelatoPolicy(AnalyticPolicy):
         return self
 
     def _calibrate(self, base: Any, budget: EnergyBudget) -> Calibration:
-        trace = _calibration_trace(base, self.calibration_trace)
+        trace = calibration_trace(base, self.calibration_trace)
         if trace is None:
             return self._fallback_calibration(base)
-        from gelato_env.traces.fit import pair_statistics
-
         train = training_prompts(trace, self.eval_fraction)
-        stats = _cached(("stats", str(trace.path), trace.header.checksum, train),
-                        lambda: pair_statistics(trace, train))  # fmt: skip
+        stats = training_statistics(trace, train)
         a, b = (stats.fit.a, stats.fit.b) if self.fit_acceptance else (self.a, self.b)
         topp = self.topp_size_mean or max(stats.topp_size_mean, 1.0)
         prior = self.alpha_prior if self.alpha_prior is not None else stats.alpha_mean
@@ -349,19 +346,9 @@ class GelatoPolicy(AnalyticPolicy):
         self, trace: Any, train: tuple[int, ...], system: SystemParams, budget: EnergyBudget,
         topp: float,
     ) -> tuple[dict[str, float], tuple[float, float]]:  # fmt: skip
-        from gelato_env.traces.fit import calibrate_entropy_bucket
-
-        forecast = RoundCostModel(system, budget, topp).forecast(mean_rate_bps(system), 0.0)
-        key = ("exit", str(trace.path), trace.header.checksum, train, system,
-               self.calibration_objective)  # fmt: skip
-        result = _cached(key, lambda: calibrate_entropy_bucket(
-            trace, train, forecast.latency_s, forecast.energy_j,
-            budget=system.gamma_max, objective=self.calibration_objective,
-        ))  # fmt: skip
-        params = {"threshold_nats": result.threshold_nats, "bucket_nats": result.bucket_nats}
-        if math.isinf(result.threshold_nats):  # the best rule never exits
-            params = {"threshold_nats": 1e9, "bucket_nats": 0.0}
-        return params, (result.score, result.no_exit_score)
+        return calibrated_exit_params(
+            trace, train, system, budget, topp, self.calibration_objective
+        )
 
     def _fallback_calibration(self, base: Any) -> Calibration:
         topp = self.topp_size_mean or DEFAULT_TOPP_SIZE
@@ -499,6 +486,43 @@ def training_prompts(trace: Any, eval_fraction: float = EVAL_FRACTION) -> tuple[
     return split_prompts(ids, eval_fraction).train
 
 
+def training_statistics(trace: Any, train: tuple[int, ...]) -> Any:
+    """:func:`gelato_env.traces.fit.pair_statistics` of ``train`` (memoized per process)."""
+    from gelato_env.traces.fit import pair_statistics
+
+    key = ("stats", str(trace.path), trace.header.checksum, train)
+    return _cached(key, lambda: pair_statistics(trace, train))
+
+
+def calibrated_exit_params(
+    trace: Any,
+    train: tuple[int, ...],
+    system: SystemParams,
+    budget: EnergyBudget,
+    topp_size_mean: float,
+    objective: str = "edp",
+) -> tuple[dict[str, float], tuple[float, float]]:
+    """Entropy-bucket parameters chosen on ``train`` prompts, and (score, no-exit score).
+
+    :func:`gelato_env.traces.fit.calibrate_entropy_bucket` with each round's latency and energy
+    from ``system`` at :func:`mean_rate_bps` (memoized per trace, prompts, system, objective).
+    A rule that never exits is returned as ``threshold_nats = 1e9``.
+    """
+    from gelato_env.traces.fit import calibrate_entropy_bucket
+
+    model = RoundCostModel(system, budget, topp_size_mean)
+    forecast = model.forecast(mean_rate_bps(system), 0.0)
+    key = ("exit", str(trace.path), trace.header.checksum, train, system, objective)
+    result = _cached(key, lambda: calibrate_entropy_bucket(
+        trace, train, forecast.latency_s, forecast.energy_j,
+        budget=system.gamma_max, objective=objective,
+    ))  # fmt: skip
+    params = {"threshold_nats": result.threshold_nats, "bucket_nats": result.bucket_nats}
+    if math.isinf(result.threshold_nats):  # the best rule never exits
+        params = {"threshold_nats": 1e9, "bucket_nats": 0.0}
+    return params, (result.score, result.no_exit_score)
+
+
 def mean_rate_bps(system: SystemParams) -> float:
     """Uplink Shannon rate at the mean SNR (no fading), bit/s: the calibration's rate [D]."""
     from gelato_env.system.radio import noise_power_w, path_gain, shannon_rate_bps
@@ -509,7 +533,7 @@ def mean_rate_bps(system: SystemParams) -> float:
     return float(shannon_rate_bps(radio.bandwidth_hz, radio.tx_power_w, gain, noise))
 
 
-def _calibration_trace(base: Any, path: str | None) -> Any:
+def calibration_trace(base: Any, path: str | None) -> Any:
     """The env's replay trace, else ``path``, else the default trace for the default pair."""
     trace = getattr(getattr(base, "backend", None), "trace", None)
     if trace is not None:

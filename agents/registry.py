@@ -26,6 +26,7 @@ from agents.base import AnalyticPolicy
 from agents.baselines import (
     DSSD,
     AdaEDLStop,
+    BudgetStatic,
     ConfidenceStop,
     DeviceOnly,
     EntropyOnly,
@@ -44,6 +45,7 @@ AGENTS: dict[str, type[AnalyticPolicy]] = {
         GelatoPolicy,
         LyapunovOnly,
         StaticSD,
+        BudgetStatic,
         DSSD,
         HFHeuristic,
         ConfidenceStop,
