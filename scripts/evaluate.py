@@ -5,7 +5,10 @@
     python scripts/evaluate.py -m env.budget_value=0.1,0.2,0.3  # a Hydra multirun sweep
     python scripts/evaluate.py +experiment=smoke env.trace_path=/path/to/micro/trace
 
-Outputs land in Hydra's run directory: results.csv, results.md, plots/*.png.
+Every agent plays the trace's held-out prompts (the hash split ``scripts/train.py`` holds out and
+GELATO never calibrates on; ``eval_fraction``), each once. The headline compares GELATO with
+``dssd`` (the paper's named reference) and, separately, with the strongest baseline that meets
+the energy budget. Outputs land in Hydra's run directory: results.csv, results.md, plots/*.png.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from tqdm import tqdm
 from agents.evaluation import (
     AgentRun,
     check_lossless,
+    headline,
+    heldout_env_factory,
     markdown_table,
     results_table,
     run_agent,
@@ -42,10 +47,12 @@ def load_agent(name: str, overrides: dict[str, Any]) -> tuple[str, str, dict[str
     return preset.name, preset.label, preset.params
 
 
-def evaluate(cfg: DictConfig, env_kwargs: dict[str, Any], agents: list[str], n_episodes: int,
-             agent_overrides: dict[str, Any], progress: bool) -> list[AgentRun]:  # fmt: skip
-    def make_env(kwargs: Any) -> GelatoEnv:
-        return GelatoEnv(**{**env_kwargs, **kwargs})
+def evaluate(cfg: DictConfig, env_kwargs: dict[str, Any], agents: list[str],
+             n_episodes: int | None, agent_overrides: dict[str, Any],
+             progress: bool) -> list[AgentRun]:  # fmt: skip
+    make_env, held = heldout_env_factory(env_kwargs, float(cfg.eval_fraction))
+    if n_episodes is None:  # every held-out prompt once
+        n_episodes = len(held) if held is not None else make_env({}).backend.n_prompts
 
     def bar(total: int, desc: str) -> Any:
         return tqdm(total=total, desc=desc, unit="ep", leave=False)
@@ -88,7 +95,7 @@ def check_config(cfg: DictConfig, where: str = "an experiment file or an overrid
     except (TypeError, ValueError) as err:
         raise ValueError(f"env: {err}") from None
     _check_int("seed", values["seed"], low=0)
-    _check_int("n_episodes", values["n_episodes"], low=1)
+    _check_episodes(values["n_episodes"], values["eval_fraction"])
     _check_int("sweep.n_episodes", values["sweep"]["n_episodes"], low=1)
     for name in ("agents", "sweep.agents"):
         agents = values[name] if name == "agents" else values["sweep"]["agents"]
@@ -104,6 +111,13 @@ def check_config(cfg: DictConfig, where: str = "an experiment file or an overrid
     if values["wandb"]["mode"] not in WANDB_MODES:
         raise ValueError(f"wandb.mode must be one of {list(WANDB_MODES)}, got "
                          f"{values['wandb']['mode']!r}")  # fmt: skip
+
+
+def _check_episodes(n_episodes: Any, eval_fraction: Any) -> None:
+    if n_episodes is not None:  # null: every held-out prompt once
+        _check_int("n_episodes", n_episodes, low=1)
+    if not isinstance(eval_fraction, (int, float)) or not 0.0 < eval_fraction < 1.0:
+        raise ValueError(f"eval_fraction must be a number in (0, 1), got {eval_fraction!r}")
 
 
 def _check_int(name: str, value: Any, *, low: int) -> None:
@@ -167,13 +181,16 @@ def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
     progress = bool(cfg.progress)
 
     # 1. the comparison
-    runs = evaluate(cfg, env_kwargs, list(cfg.agents), int(cfg.n_episodes), overrides, progress)
+    n_episodes = None if cfg.n_episodes is None else int(cfg.n_episodes)
+    runs = evaluate(cfg, env_kwargs, list(cfg.agents), n_episodes, overrides, progress)
+    held = heldout_env_factory(env_kwargs, float(cfg.eval_fraction))[1]
     if cfg.check_lossless:
-        check_lossless(runs, lossless_reference(env_kwargs, runs))
+        check_lossless(runs, lossless_reference(env_kwargs, runs, held))
     rows = results_table(runs)
     write_results(rows, out_dir)
-    bounds = gelato_bounds(cfg, env_kwargs, runs, overrides) if replay else {}
+    bounds = gelato_bounds(cfg, env_kwargs, runs, overrides, held) if replay else {}
     lines = [f"- {key}: {value:.3f} tokens/s" for key, value in bounds.items()]
+    lines += [f"- {line}" for line in headline(rows)]
     with (out_dir / "results.md").open("a") as f:
         f.write("\n" + "\n".join(lines) + "\n")
     print(markdown_table(rows))
@@ -193,13 +210,16 @@ def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def lossless_reference(env_kwargs: dict[str, Any], runs: list[AgentRun]) -> dict[int, list[int]]:
-    """Target-only greedy output per prompt: the trace's (replay) or target_only's run (live)."""
+def lossless_reference(env_kwargs: dict[str, Any], runs: list[AgentRun],
+                       held: tuple[int, ...] | None = None) -> dict[int, list[int]]:  # fmt: skip
+    """Target-only greedy output per env prompt: the trace's (replay; env prompt i is trace
+    prompt ``held[i]``) or target_only's run (live)."""
     if env_kwargs.get("backend", "replay") == "replay":
         from gelato_env.traces import load_trace
 
         trace = load_trace(env_kwargs["trace_path"], verify=False)
-        return {i: trace.output_of(i).tolist() for i in range(trace.n_prompts)}
+        index = list(range(trace.n_prompts)) if held is None else list(held)
+        return {i: trace.output_of(p).tolist() for i, p in enumerate(index)}
     target = next((r for r in runs if r.agent == "target_only"), None)
     if target is None:
         raise ValueError("check_lossless on a live backend needs target_only among the agents")
@@ -207,7 +227,8 @@ def lossless_reference(env_kwargs: dict[str, Any], runs: list[AgentRun]) -> dict
 
 
 def gelato_bounds(cfg: DictConfig, env_kwargs: dict[str, Any], runs: list[AgentRun],
-                  overrides: dict[str, Any]) -> dict[str, float]:  # fmt: skip
+                  overrides: dict[str, Any],
+                  held: tuple[int, ...] | None = None) -> dict[str, float]:  # fmt: skip
     """R_GELATO + B_0/V and the clairvoyant optimum on this evaluation's trace and channel draws."""
     from agents.bounds import bounds_from_runs
     from gelato_env.system import EnergyBudget
@@ -220,6 +241,7 @@ def gelato_bounds(cfg: DictConfig, env_kwargs: dict[str, Any], runs: list[AgentR
         runs, v=v, system=env.params,
         budget=EnergyBudget(env.config.budget_mode, env.config.budget_value),
         trace=env.backend.trace, max_new_tokens=env.backend.max_new_tokens,
+        prompt_indices=held,
     )  # fmt: skip
     env.close()
     return bounds
@@ -227,20 +249,30 @@ def gelato_bounds(cfg: DictConfig, env_kwargs: dict[str, Any], runs: list[AgentR
 
 def run_sweeps(cfg: DictConfig, env_kwargs: dict[str, Any], overrides: dict[str, Any],
                plots: Path) -> None:  # fmt: skip
-    """Budget, bandwidth and V sweeps (few episodes each) and their plots."""
+    """Budget, bandwidth and V sweeps (few episodes each) and their plots: throughput per agent
+    and GELATO's gains vs dssd and vs the strongest budget-meeting baseline."""
     n_sweep = int(cfg.sweep.n_episodes)
     agents = list(cfg.sweep.agents)
     by_budget: dict[str, list[tuple[float, dict[str, float]]]] = {}
     for value in cfg.sweep.budget_values:
         kw = {**env_kwargs, "budget_value": float(value)}
-        for run in evaluate(cfg, kw, agents, n_sweep, overrides, False):
-            by_budget.setdefault(run.label, []).append((float(value), run.metrics()))
+        sweep_point(evaluate(cfg, kw, agents, n_sweep, overrides, False), float(value), by_budget)
     by_bandwidth: dict[str, list[tuple[float, dict[str, float]]]] = {}
     for value in cfg.sweep.bandwidths_hz:
         sys_over = {**env_kwargs.get("system_overrides", {}), "bandwidth_hz": float(value)}
         kw = {**env_kwargs, "system_overrides": sys_over}
-        for run in evaluate(cfg, kw, agents, n_sweep, overrides, False):
-            by_bandwidth.setdefault(run.label, []).append((float(value), run.metrics()))
+        runs = evaluate(cfg, kw, agents, n_sweep, overrides, False)
+        sweep_point(runs, float(value), by_bandwidth)
+    gains = ("gain vs dssd", "gain vs best")
+    plot_sweep({k: v for k, v in by_budget.items() if k in gains}, "gain", "energy budget",
+               "GELATO throughput gain", plots / "gain_vs_budget.png")  # fmt: skip
+    plot_sweep({k: v for k, v in by_bandwidth.items() if k in gains}, "gain",
+               "uplink bandwidth (Hz)", "GELATO throughput gain",
+               plots / "gain_vs_bandwidth.png", logx=True)  # fmt: skip
+    write_sweep(by_budget, plots / "sweep_budget.csv")
+    write_sweep(by_bandwidth, plots / "sweep_bandwidth.csv")
+    by_budget = {k: v for k, v in by_budget.items() if k not in gains}
+    by_bandwidth = {k: v for k, v in by_bandwidth.items() if k not in gains}
     by_v: list[tuple[float, dict[str, float]]] = []
     for value in cfg.sweep.v_values:
         over = {**overrides, "gelato": {**overrides.get("gelato", {}), "v": float(value)}}
@@ -251,6 +283,31 @@ def run_sweeps(cfg: DictConfig, env_kwargs: dict[str, Any], overrides: dict[str,
     plot_sweep(by_bandwidth, "throughput_tps", "uplink bandwidth (Hz)",
                "throughput (tokens/s)", plots / "bandwidth_sweep.png", logx=True)  # fmt: skip
     plot_v_tradeoff(by_v, plots / "v_tradeoff.png")
+
+
+def sweep_point(runs: list[AgentRun], value: float,
+                sweep: dict[str, list[tuple[float, dict[str, float]]]]) -> None:  # fmt: skip
+    """Add one sweep point: each run's metrics, and GELATO's two gains as pseudo-agents."""
+    rows = results_table(runs)
+    for run in runs:
+        sweep.setdefault(run.label, []).append((value, run.metrics()))
+    gelato = next((row for row in rows if row["agent"] == "gelato"), None)
+    if gelato is not None:
+        for suffix, key in (("vs_dssd", "gain vs dssd"), ("vs_best", "gain vs best")):
+            sweep.setdefault(key, []).append(
+                (value, {"gain": gelato[f"gain_tput_{suffix}"],
+                         "gain_j": gelato[f"gain_j_{suffix}"]}))  # fmt: skip
+
+
+def write_sweep(sweep: dict[str, list[tuple[float, dict[str, float]]]], path: Path) -> None:
+    """The sweep as CSV rows: label, value, throughput (or gain), energy per token (or gain)."""
+    with path.open("w") as f:
+        f.write("label,value,throughput_tps_or_gain,energy_per_token_j_or_gain\n")
+        for label, points in sweep.items():
+            for value, m in points:
+                a = m.get("throughput_tps", m.get("gain"))
+                b = m.get("energy_per_token_j", m.get("gain_j"))
+                f.write(f"{label},{value},{a},{b}\n")
 
 
 def log_wandb(cfg: DictConfig, rows: list[dict[str, Any]], runs: list[AgentRun],

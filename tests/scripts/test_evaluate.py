@@ -31,7 +31,9 @@ def test_smoke_run_writes_table_plots_and_wandb(micro_trace: Any, tmp_path: Path
     assert float(rows["gelato"]["throughput_tps"]) > 0
     pngs = {p.name for p in (tmp_path / "plots").glob("*.png")}
     assert pngs == {"throughput_vs_budget.png", "bandwidth_sweep.png", "v_tradeoff.png",
-                    "timeline_gelato.png"}  # fmt: skip
+                    "timeline_gelato.png", "gain_vs_budget.png",
+                    "gain_vs_bandwidth.png"}  # fmt: skip
+    assert "gelato vs dssd (the paper's named reference)" in proc.stdout
     assert list((tmp_path / "wandb").glob("offline-run-*"))
 
 
