@@ -156,16 +156,19 @@ def test_checkpoints_keep_the_newest_and_roundtrip_state(micro_trace: Any, tmp_p
     state = RunState(num_timesteps=0, wandb_id="abc", run_name="run", multiplier=1.5,
                      segments=((0, 10),))  # fmt: skip
     saved: list[int] = []
-    ckpt = ResumableCheckpoint(8, tmp_path, lambda n: RunState(**{**state.__dict__,
-                               "num_timesteps": n}), keep=2,
+    ckpt = ResumableCheckpoint(16, tmp_path, lambda n: RunState(**{**state.__dict__,
+                               "num_timesteps": n, "pending_log": ckpt.pending_log}), keep=2,
                                on_save=lambda c: saved.append(c.num_timesteps))  # fmt: skip
-    model.learn(64, callback=ckpt)
-    assert saved == [16, 32, 48, 64]
-    assert [c.num_timesteps for c in list_checkpoints(tmp_path)] == [48, 64]
+    model.learn(96, callback=ckpt)  # rollouts of 2 envs x 16 steps start at 0, 32, 64
+    assert saved == [32, 64]  # PPO: at rollout starts past each multiple of 16, after the update
+    ckpt.save()  # the final checkpoint, as scripts/train.py takes it
+    assert saved == [32, 64, 96]
+    assert [c.num_timesteps for c in list_checkpoints(tmp_path)] == [64, 96]
     latest = latest_checkpoint(tmp_path)
     assert latest is not None
     back = latest.run_state()
-    assert back.num_timesteps == 64
+    assert back.num_timesteps == 96
+    assert "train/value_loss" in back.pending_log  # the last update's losses, not yet dumped
     assert back.multiplier == 1.5
     assert back.segments == ((0, 10),)
     assert back.best_mean_reward == -math.inf

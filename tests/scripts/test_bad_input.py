@@ -129,9 +129,10 @@ PRESET_CASES = [
     ("yaml_syntax", "name: gelato\nparams: {v: 1.0\n", "invalid YAML"),
     ("tab_indent", "name: gelato\nparams:\n\tv: 1.0\n", "invalid YAML"),
     ("a_list", "- gelato\n- 1.0\n",
-     "an agent preset must be a mapping with keys ['name', 'label', 'params'], got list"),
+     "an agent preset must be a mapping with keys ['name', 'label', 'params', '_target_'], "
+     "got list"),
     ("misspelled_params", "name: gelato\nparms:\n  v: 2.0\n",
-     "unknown preset keys ['parms']; valid keys: ['name', 'label', 'params']"),
+     "unknown preset keys ['parms']; valid keys: ['name', 'label', 'params', '_target_']"),
     ("params_a_list", "name: gelato\nparams: [1.0, 2.0]\n",
      "params must be a mapping of 'gelato' arguments, got [1.0, 2.0]"),
     ("unknown_agent", "name: gelatto\n", "unknown agent 'gelatto'"),
