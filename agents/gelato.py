@@ -221,8 +221,8 @@ class GelatoPolicy(AnalyticPolicy):
             Lyapunov-only ablation).
         exit_params: its parameters; None calibrates the entropy bucket's (H_th, Theta_th) on
             the training prompts (other rules: their defaults).
-        calibration_objective: objective of the exit calibration: ``edp`` [D],
-            ``throughput`` or ``efficiency`` (``gelato_env.traces.fit.calibrate_entropy_bucket``).
+        calibration_objective: objective of the exit calibration: ``throughput`` [D], ``edp``
+            or ``efficiency`` (``gelato_env.traces.fit.calibrate_entropy_bucket``).
         eval_fraction: share of the trace's prompts held out (never used for calibration).
         calibration_trace: trace to calibrate on when the env has none (live backend); None
             uses gelato's default trace for the default pair.
@@ -245,7 +245,7 @@ class GelatoPolicy(AnalyticPolicy):
         alpha_prior: float | None = None,
         exit_rule: str = "entropy_bucket",
         exit_params: Mapping[str, float] | None = None,
-        calibration_objective: str = "edp",
+        calibration_objective: str = "throughput",
         eval_fraction: float = EVAL_FRACTION,
         calibration_trace: str | None = None,
     ) -> None:
@@ -515,7 +515,7 @@ def calibrated_exit_params(
     system: SystemParams,
     budget: EnergyBudget,
     topp_size_mean: float,
-    objective: str = "edp",
+    objective: str = "throughput",
 ) -> tuple[dict[str, float], tuple[float, float]]:
     """Entropy-bucket parameters chosen on ``train`` prompts, and (score, no-exit score).
 
