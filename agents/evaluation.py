@@ -278,20 +278,31 @@ def heldout_env_factory(
     return make_env, held
 
 
-def acceptance_calibration(run: AgentRun) -> dict[str, float]:
+def acceptance_calibration(
+    run: AgentRun, trace: Any = None, prompt_indices: Sequence[int] | None = None
+) -> dict[str, float]:
     """An agent's planned acceptance alpha^ against the realized per-token acceptance.
 
-    Realized acceptance over the *verified* draft tokens (the accepted ones plus the first
-    rejected one of each round): sum n_accepted / sum (n_accepted + rejected), the per-token
-    acceptance that N^(gamma) = (1 - alpha^(gamma+1)) / (1 - alpha) models. Predictions: the
-    mean alpha^ over every planned round (``alpha_hat_mean``, idle rounds included: a low
-    estimate is what makes a round idle) and over the verified tokens (``alpha_hat_weighted``,
-    each drafting round's alpha^ weighted by its verified tokens).
+    Two like-for-like comparisons:
+
+    * every planned round (idle ones included: a low estimate is what makes a round idle):
+      the mean alpha^ over rounds against the mean acceptance of the draft token each round
+      would verify first, read from the trace (``trace.accept_prob[row, 0]`` at the round's
+      position; needs ``trace``). ``relative_error`` = the first / the second - 1;
+    * the verified draft tokens (the accepted ones plus the first rejected one of each round):
+      each drafting round's alpha^ weighted by its verified tokens against sum n_accepted /
+      sum verified, the per-token acceptance N^(gamma) = (1 - alpha^(gamma+1)) / (1 - alpha)
+      models (``relative_error_weighted``; needs no trace, so it also checks live runs).
+
+    Args:
+        run: the run (its rounds log ``alpha_hat``, ``episode`` and ``prompt_index``).
+        trace: the replayed trace, or None.
+        prompt_indices: trace prompt index of each env prompt index (None: identity).
 
     Returns:
-        ``alpha_hat_mean``, ``alpha_hat_weighted``, ``realized_acceptance``,
-        ``relative_error`` (alpha_hat_mean / realized - 1), ``relative_error_weighted``,
-        ``n_verified``, ``n_rounds``.
+        ``alpha_hat_mean``, ``next_token_acceptance`` (NaN without a trace),
+        ``relative_error``, ``alpha_hat_weighted``, ``realized_acceptance``,
+        ``relative_error_weighted``, ``n_verified``, ``n_rounds``.
     """
     r = run.rounds
     drafted, accepted = r["n_drafted"], r["n_accepted"]
@@ -301,15 +312,36 @@ def acceptance_calibration(run: AgentRun) -> dict[str, float]:
     weighted = float(np.sum(alpha * verified) / n_verified) if n_verified else math.nan
     realized = float(accepted.sum() / n_verified) if n_verified else math.nan
     mean = float(np.mean(alpha)) if alpha.size else math.nan
+    nxt = _next_token_acceptance(run, trace, prompt_indices) if trace is not None else math.nan
     return {
         "alpha_hat_mean": mean,
+        "next_token_acceptance": nxt,
+        "relative_error": mean / nxt - 1.0 if nxt else math.nan,
         "alpha_hat_weighted": weighted,
         "realized_acceptance": realized,
-        "relative_error": mean / realized - 1.0 if realized else math.nan,
         "relative_error_weighted": weighted / realized - 1.0 if realized else math.nan,
         "n_verified": n_verified,
         "n_rounds": float(alpha.size),
     }
+
+
+def _next_token_acceptance(
+    run: AgentRun, trace: Any, prompt_indices: Sequence[int] | None
+) -> float:
+    """Mean recorded acceptance of the first draft token at each round's start position."""
+    r = run.rounds
+    episode = r["episode"].astype(np.int64)
+    tokens = r["n_tokens"].astype(np.int64)
+    # position of each round's first token: tokens emitted before it within its episode
+    ends = np.cumsum(tokens)
+    starts = np.r_[0, np.flatnonzero(np.diff(episode)) + 1]
+    offset = np.repeat(ends[starts] - tokens[starts], np.diff(np.r_[starts, len(tokens)]))
+    position = ends - tokens - offset
+    prompt = r["prompt_index"].astype(np.int64)
+    if prompt_indices is not None:
+        prompt = np.asarray(prompt_indices, dtype=np.int64)[prompt]
+    rows = np.asarray(trace.prompt_offsets, dtype=np.int64)[prompt] + position
+    return float(np.mean(np.asarray(trace.accept_prob[rows, 0], dtype=np.float64)))
 
 
 def stopped_drafting(run: AgentRun, min_rounds: int = 10) -> int:

@@ -16,7 +16,8 @@ with T^, E^ from the system model at R_k (:mod:`agents.forecast`) and A^ the bud
 
 Acceptance estimate (``estimator``). ``running_mean`` [D]: alpha^ is a running mean of
 alpha^(H_i) = a exp(b H_i) over the recently *verified* draft tokens (an exponentially weighted
-mean with an effective window of ``alpha_window_tokens``), fed after every round through
+mean with an effective window of ``alpha_window_tokens``, chosen on the training prompts as the
+window that best predicts the next token's acceptance), fed after every round through
 :meth:`GelatoPolicy.update` with the round's ``info`` (propose / verify / adapt, as transformers'
 ``update_candidate_strategy``). It replaces the reading ``entropy_ema`` [S] (alpha^ =
 alpha^(H-bar), H-bar the observation's per-token entropy EMA), which measured 0.61 on a trace
@@ -81,6 +82,7 @@ FloatArray = npt.NDArray[np.float64]
 PAPER_A, PAPER_B = 1.0, -0.35  # alpha^(H) = a exp(bH), Qwen2.5-0.5B -> 7B [S]
 DEFAULT_TOPP_SIZE = 8.0  # top-p set entries per draft token when no trace is available [D]
 DEFAULT_ALPHA_PRIOR = 0.7  # mean acceptance when no trace is available [D]
+DEFAULT_WINDOW_TOKENS = 4.0  # running-mean window when no trace is available [D]
 ESTIMATORS = ("running_mean", "entropy_ema")
 ESTIMATOR_TOKENS = ("verified", "drafted")
 EVAL_FRACTION = 0.2  # held-out share of a trace's prompts, as scripts/train.py [D]
@@ -179,6 +181,7 @@ class Calibration:
         a: acceptance model scale.
         b: acceptance model slope, 1/nats.
         alpha_prior: mean per-token acceptance of verified draft tokens.
+        window_tokens: effective window of the running mean of alpha^(H_i), tokens.
         topp_size_mean: mean top-p set size per draft token, entries.
         exit_params: parameters of the inner exit rule.
         exit_score: the calibration objective of the chosen exit, and without exit, or None.
@@ -189,6 +192,7 @@ class Calibration:
     a: float
     b: float
     alpha_prior: float
+    window_tokens: float
     topp_size_mean: float
     exit_params: Mapping[str, float]
     exit_score: tuple[float, float] | None = None
@@ -213,8 +217,9 @@ class GelatoPolicy(AnalyticPolicy):
             the biased reading kept for comparison [S]); see the module docstring.
         estimator_tokens: tokens feeding the running mean: ``verified`` [D] (accepted plus the
             first rejected) or ``drafted`` (every drafted token).
-        alpha_window_tokens: effective window of the running mean, tokens; 16 [D] (about four
-            rounds of drafting).
+        alpha_window_tokens: effective window of the running mean, tokens; None [D] picks it on
+            the training prompts (the window that best predicts the next token's acceptance,
+            ``gelato_env.traces.fit.calibrate_acceptance_window``; 4 without a trace [D]).
         alpha_prior: the pair's mean acceptance, the running mean's start and idle target;
             None measures it on the training prompts (0.7 without a trace [D]).
         exit_rule: inner exit rule the env runs (``entropy_bucket`` [S]; ``none`` gives the
@@ -241,7 +246,7 @@ class GelatoPolicy(AnalyticPolicy):
         alpha_max: float = 0.99,
         estimator: str = "running_mean",
         estimator_tokens: str = "verified",
-        alpha_window_tokens: float = 16.0,
+        alpha_window_tokens: float | None = None,
         alpha_prior: float | None = None,
         exit_rule: str = "entropy_bucket",
         exit_params: Mapping[str, float] | None = None,
@@ -260,7 +265,10 @@ class GelatoPolicy(AnalyticPolicy):
             _check_real("topp_size_mean", topp_size_mean, positive=True)
         if alpha_prior is not None and not 0.0 < _check_real("alpha_prior", alpha_prior) <= 1.0:
             raise ValueError(f"alpha_prior must be in (0, 1], got {alpha_prior}")
-        if _check_real("alpha_window_tokens", alpha_window_tokens) < 1.0:
+        if (
+            alpha_window_tokens is not None
+            and _check_real("alpha_window_tokens", alpha_window_tokens) < 1.0
+        ):
             raise ValueError(f"alpha_window_tokens must be >= 1, got {alpha_window_tokens}")
         if not 0.0 < _check_real("eval_fraction", eval_fraction) < 1.0:
             raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction}")
@@ -270,7 +278,7 @@ class GelatoPolicy(AnalyticPolicy):
         self.estimator_tokens = _check_choice(
             "estimator_tokens", estimator_tokens, ESTIMATOR_TOKENS
         )
-        self.alpha_window_tokens = float(alpha_window_tokens)
+        self.alpha_window_tokens = alpha_window_tokens
         self.alpha_prior = alpha_prior
         self.exit_rule = exit_rule
         self.exit_params: dict[str, float] | None = (
@@ -286,8 +294,9 @@ class GelatoPolicy(AnalyticPolicy):
         self.cost_model: RoundCostModel | None = None
         self.calibration: Calibration | None = None
         self.acceptance = AcceptanceEstimator(
-            self.a, self.b, self.alpha_max, alpha_prior or DEFAULT_ALPHA_PRIOR, alpha_window_tokens
-        )
+            self.a, self.b, self.alpha_max, alpha_prior or DEFAULT_ALPHA_PRIOR,
+            alpha_window_tokens or DEFAULT_WINDOW_TOKENS,
+        )  # fmt: skip
         self.threshold_levels_nats: tuple[float, ...] = ()
         self.last_plan: Plan | None = None
         self._awaiting_update = False
@@ -319,7 +328,7 @@ class GelatoPolicy(AnalyticPolicy):
         self.calibration = calibration
         self.a, self.b = calibration.a, calibration.b
         self.acceptance = AcceptanceEstimator(
-            self.a, self.b, self.alpha_max, calibration.alpha_prior, self.alpha_window_tokens
+            self.a, self.b, self.alpha_max, calibration.alpha_prior, calibration.window_tokens
         )
         self.configure(base.params, budget, calibration.topp_size_mean)
         if self.exit_rule == "entropy_bucket" and self.exit_params is None:
@@ -351,11 +360,26 @@ class GelatoPolicy(AnalyticPolicy):
         a, b = (stats.fit.a, stats.fit.b) if self.fit_acceptance else (self.a, self.b)
         topp = self.topp_size_mean or max(stats.topp_size_mean, 1.0)
         prior = self.alpha_prior if self.alpha_prior is not None else stats.alpha_mean
+        window = self.alpha_window_tokens or self._calibrate_window(trace, train, a, b, prior)
         exit_params: Mapping[str, float] = self.exit_params or {}
         score = None
         if self.exit_rule == "entropy_bucket" and self.exit_params is None:
             exit_params, score = self._calibrate_exit(trace, train, base.params, budget, topp)
-        return Calibration(str(trace.path), len(train), a, b, prior, topp, exit_params, score)
+        return Calibration(
+            str(trace.path), len(train), a, b, prior, window, topp, exit_params, score
+        )
+
+    def _calibrate_window(
+        self, trace: Any, train: tuple[int, ...], a: float, b: float, prior: float
+    ) -> float:
+        from gelato_env.traces.fit import AlphaFit, calibrate_acceptance_window
+
+        fit = AlphaFit(a, b, math.nan, 0, 0, "given")
+        key = ("window", str(trace.path), trace.header.checksum, train, a, b, prior,
+               self.alpha_max)  # fmt: skip
+        result = _cached(key, lambda: calibrate_acceptance_window(
+            trace, train, fit, prior, alpha_max=self.alpha_max))  # fmt: skip
+        return float(result.window_tokens)
 
     def _calibrate_exit(
         self, trace: Any, train: tuple[int, ...], system: SystemParams, budget: EnergyBudget,
@@ -372,11 +396,13 @@ class GelatoPolicy(AnalyticPolicy):
         warnings.warn(
             f"GELATO found no trace to calibrate on (backend {base.config.backend!r}; pass "
             f"calibration_trace= a trace of the same pair to plan as a replay run does): it "
-            f"plans with a={self.a}, b={self.b}, alpha_prior={prior}, topp_size_mean={topp} "
+            f"plans with a={self.a}, b={self.b}, alpha_prior={prior}, topp_size_mean={topp}, "
+            f"alpha_window_tokens={self.alpha_window_tokens or DEFAULT_WINDOW_TOKENS} "
             f"and exit params {exit_params or 'the rule defaults'}",
             stacklevel=3,
         )
-        return Calibration("fallback", 0, self.a, self.b, prior, topp, exit_params)
+        window = self.alpha_window_tokens or DEFAULT_WINDOW_TOKENS
+        return Calibration("fallback", 0, self.a, self.b, prior, window, topp, exit_params)
 
     def reset(self) -> None:
         """A new prompt: the running mean restarts at the prior."""

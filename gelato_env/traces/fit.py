@@ -471,3 +471,57 @@ def calibrate_entropy_bucket(
     assert best is not None
     th, bucket, score, mean_drafted, rounds = best
     return ExitCalibration(th, bucket, objective, score, no_exit, mean_drafted, rounds)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCalibration:
+    """The running-mean window that best predicts the next draft token's acceptance.
+
+    Attributes:
+        window_tokens: the chosen effective window, tokens.
+        mse: mean squared error of the prediction per candidate window, ``{window: mse}``.
+        n_positions: positions predicted.
+    """
+
+    window_tokens: float
+    mse: dict[float, float]
+    n_positions: int
+
+
+def calibrate_acceptance_window(
+    trace: Trace,
+    prompts: npt.ArrayLike | None,
+    fit: AlphaFit,
+    prior: float,
+    *,
+    alpha_max: float = 0.99,
+    windows: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
+) -> WindowCalibration:
+    """Choose the window of GELATO's running mean of alpha^(H_i) on training prompts [D].
+
+    Each prompt is walked position by position from the prior: the running mean over the
+    previous positions' alpha^(H) (an exponentially weighted mean, weight 1 / window) predicts
+    the acceptance of the next position's first draft token (its recorded step-1 acceptance);
+    the window with the least mean squared error wins. A short window follows the context
+    (acceptance persists over a few tokens: right after a rejection the next token is harder
+    than average), a long one averages noise away; the pair decides.
+    """
+    rows = prompt_rows(trace, prompts)
+    h = np.asarray(trace.entropy[rows, 0], dtype=np.float64)
+    alpha = np.minimum(alpha_max, fit.a * np.exp(fit.b * h)).tolist()
+    accept = np.asarray(trace.accept_prob[rows, 0], dtype=np.float64).tolist()
+    index = range(trace.n_prompts) if prompts is None else np.asarray(prompts).ravel().tolist()
+    lengths = [int(trace.lengths[i]) for i in index]
+    mse: dict[float, float] = {}
+    for window in windows:
+        w = 1.0 / window
+        total, base = 0.0, 0
+        for length in lengths:
+            value = prior
+            for s in range(base, base + length):
+                total += (value - accept[s]) ** 2
+                value += w * (alpha[s] - value)
+            base += length
+        mse[window] = total / max(len(alpha), 1)
+    best = min(mse, key=lambda k: mse[k])
+    return WindowCalibration(best, mse, len(alpha))

@@ -133,19 +133,32 @@ def _run_heldout(trace: Any, name: str = "gelato", budget: float = math.inf, **p
 
 def test_running_mean_is_unbiased_on_a_known_alpha(alpha_trace_factory: Any) -> None:
     trace = alpha_trace_factory(n_prompts=250, length=160)
+    held = heldout_prompts(trace)
     run, policy = _run_heldout(trace)
-    check = acceptance_calibration(run)
+    check = acceptance_calibration(run, trace, held)
     assert check["n_verified"] > 5000
     # the calibrated law is the true one, and the planned alpha^ matches realized acceptance
     assert policy.calibration.b == pytest.approx(-0.35, abs=0.05)
-    assert abs(check["relative_error"]) < 0.02, check  # mean over every planned round
+    assert abs(check["relative_error"]) < 0.02, check  # every planned round vs the trace
     assert abs(check["relative_error_weighted"]) < 0.02, check  # over the verified tokens
     # the old reading alpha^(H-bar) (observation EMA, paper a and b, fixed exit) is biased low
     old, _ = _run_heldout(
         trace, estimator="entropy_ema", fit_acceptance=False,
         exit_params={"threshold_nats": 1.0, "bucket_nats": 1.0},
     )  # fmt: skip
-    assert acceptance_calibration(old)["relative_error"] < -0.10
+    assert acceptance_calibration(old, trace, held)["relative_error"] < -0.10
+
+
+def test_next_token_acceptance_reads_each_rounds_position(alpha_trace_factory: Any) -> None:
+    trace = alpha_trace_factory(n_prompts=250, length=160)
+    held = heldout_prompts(trace)
+    run, _ = _run_heldout(trace, "target_only")  # one token per round: every position once
+    rows = np.concatenate([np.arange(trace.prompt_offsets[p], trace.prompt_offsets[p + 1])
+                           for p in held])  # fmt: skip
+    expected = float(np.mean(trace.accept_prob[rows, 0]))
+    assert acceptance_calibration(run, trace, held)["next_token_acceptance"] == pytest.approx(
+        expected
+    )
 
 
 def test_gelato_never_stops_drafting_for_good(alpha_trace_factory: Any) -> None:
@@ -244,3 +257,18 @@ def make_live_env(micro_pair: Any, micro_trace: Any) -> Any:
         return GelatoEnv(backend=LiveBackend(decoder, prompts), **kwargs)
 
     return make
+
+
+def test_window_calibration_prefers_short_windows_when_acceptance_persists(
+    alpha_trace_factory: Any,
+) -> None:
+    from gelato_env.traces.fit import calibrate_acceptance_window, pair_statistics
+
+    persistent = alpha_trace_factory(n_prompts=40, length=100, phi=0.95, seed=5)
+    shuffled = alpha_trace_factory(n_prompts=40, length=100, phi=0.0, seed=5)
+    windows = []
+    for trace in (persistent, shuffled):
+        stats = pair_statistics(trace)
+        windows.append(calibrate_acceptance_window(trace, None, stats.fit, stats.alpha_mean))
+    assert windows[0].window_tokens < windows[1].window_tokens
+    assert windows[1].window_tokens >= 8  # i.i.d. difficulty: average the noise away
