@@ -10,13 +10,18 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from gelato_env.registration import ENV_ID, ENV_IDS, LIVE_ENV_ID
+from tests.conftest import MICRO_VOCAB
 
 ACTION_MODES = ("budget", "budget_threshold", "per_token")
 
 
 def _make(env_id, action_mode, trace_path, make_live_backend):  # type: ignore[no-untyped-def]
     if env_id == ENV_ID:
-        return gym.make(env_id, trace_path=trace_path, action_mode=action_mode)
+        # the micro trace's own vocabulary: no payload-vocabulary notice among checker warnings
+        overrides = {"vocab_size": MICRO_VOCAB}
+        return gym.make(
+            env_id, trace_path=trace_path, action_mode=action_mode, system_overrides=overrides
+        )
     return gym.make(env_id, backend=make_live_backend(), action_mode=action_mode)
 
 

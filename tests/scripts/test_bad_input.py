@@ -19,12 +19,17 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 
 import agents.registry
 from agents.registry import load_preset, make_agent
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the top-level keys of conf/evaluate.yaml, as the unknown-key message lists them
+VALID_KEYS = sorted(
+    set(yaml.safe_load((ROOT / "conf" / "evaluate.yaml").read_text())) - {"defaults"}
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +62,7 @@ OVERRIDE_CASES = [
     ("n_episodes=0", "n_episodes must be >= 1, got 0"),
     ("sweep.n_episodes=0", "sweep.n_episodes must be >= 1, got 0"),
     ("+n_episode=1", "unknown config key ['n_episode'] (from the test's overrides); valid keys: "
-     "['agent_overrides', 'agents', 'check_lossless', 'env', 'n_episodes', 'progress', 'seed', "
-     "'sweep', 'wandb']"),
+     f"{VALID_KEYS}"),
     ("+sweep.budget_value=[0.1]", "unknown config key ['sweep.budget_value']"),
     ("+wandb.projekt=x", "unknown config key ['wandb.projekt']"),
     ("+env.budget_vale=0.1", "env: unknown env config keys ['budget_vale']"),
