@@ -1,11 +1,14 @@
-"""Trace recording throughput: single process vs prompts sharded over 2 Ray workers.
+"""Trace recording throughput: the prefix-cached recorder vs the re-encoding reference.
 
-Records the same prompts twice from a random-initialised micro pair (synthetic statistics: only
-the speed is measured) and checks both traces have the same content checksum. Needs the
-``[ray]`` extra; without Ray the Ray row is skipped.
+Records the same prompts with both recorders on the same pair in one run and checks the two
+traces hold the same content (tokens and match bits identical, float statistics within 1e-5);
+on the micro pair it also shards the fast recorder over Ray workers (``[ray]`` extra).
 
-    python benchmarks/bench_record.py [--prompts 8] [--new-tokens 64] [--workers 2]
+    python benchmarks/bench_record.py                                  # micro pair (synthetic)
+    python benchmarks/bench_record.py --pair qwen --prompts 2 --new-tokens 32   # the real pair
 
+``--pair micro`` is a random-initialised GPT-2 pair (synthetic statistics: only speed counts);
+``--pair qwen`` is Qwen2.5-Coder-0.5B -> 1.5B (``[qwen]`` extra) on HumanEval prompts.
 Prints a table and writes benchmarks/results/record.json.
 """
 
@@ -15,68 +18,106 @@ import argparse
 import json
 import platform
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 RESULTS = Path(__file__).resolve().parent / "results" / "record.json"
 
 
-def micro_pair() -> Any:
+def load(pair_name: str, n_prompts: int, dtype: str) -> tuple[Any, list[Any], str]:
+    """The pair, its prompts and a description."""
+    from gelato_env.traces.prompts import PromptTokens
+
+    if pair_name == "qwen":
+        from gelato_env.sd.qwen_pair import load_qwen_pair
+        from gelato_env.traces.prompts import humaneval_prompts
+
+        pair = load_qwen_pair(dtype=dtype)
+        return (
+            pair,
+            humaneval_prompts(pair.tokenizer)[:n_prompts],
+            f"Qwen2.5-Coder 0.5B->1.5B {dtype}",
+        )
     from gelato_env.sd.synthetic import synthetic_pair
 
-    return synthetic_pair((2, 64), (4, 128), eos_token_id=None)
+    pair = synthetic_pair((2, 64), (4, 128), eos_token_id=None)
+    gen = np.random.default_rng(0)
+    prompts = [PromptTokens(f"p{i}", tuple(gen.integers(2, 64, size=12).tolist()))
+               for i in range(n_prompts)]  # fmt: skip
+    return pair, prompts, "random-init micro GPT-2 pair (synthetic statistics)"
+
+
+def same_content(a: Any, b: Any) -> bool:
+    """Tokens and match bits identical, float statistics within 1e-5."""
+    for name in ("target_tokens", "draft_tokens", "topp_size"):
+        if not np.array_equal(getattr(a, name), getattr(b, name)):
+            return False
+    for name in ("entropy", "max_prob", "accept_prob"):
+        if not np.allclose(getattr(a, name), getattr(b, name), atol=1e-5):
+            return False
+    return True
 
 
 def main() -> None:
-    from gelato_env.traces.prompts import PromptTokens
     from gelato_env.traces.recorder import RecordConfig, record_trace
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", choices=["micro", "qwen"], default="micro")
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers (micro pair only)")
     args = parser.parse_args()
 
-    pair = micro_pair()
-    gen = np.random.default_rng(0)
-    prompts = [PromptTokens(f"p{i}", tuple(gen.integers(2, 64, size=12).tolist()))
-               for i in range(args.prompts)]  # fmt: skip
-    cfg = RecordConfig(gamma_max=8, max_new_tokens=args.new_tokens, num_threads=1)
+    pair, prompts, what = load(args.pair, args.prompts, args.dtype)
+    threads = 1 if args.pair == "micro" else None
     rows: dict[str, float] = {}
-    checksums: dict[str, str] = {}
+    traces: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        trace, stats = record_trace(pair, prompts, Path(tmp) / "single", cfg, progress=False)
-        rows["single process"] = stats.positions_per_s
-        checksums["single process"] = trace.header.checksum
-        try:
-            from gelato_env.traces.distributed import ray_session, record_trace_ray
+        for method in ("reencode", "prefix_cached"):
+            cfg = RecordConfig(gamma_max=8, max_new_tokens=args.new_tokens, num_threads=threads,
+                               method=method)  # fmt: skip
+            start = time.perf_counter()
+            trace, stats = record_trace(pair, prompts, Path(tmp) / method, cfg, progress=False)
+            rows[method] = stats.n_positions_recorded / (time.perf_counter() - start)
+            traces[method] = trace
+        if args.pair == "micro":
+            try:
+                from gelato_env.traces.distributed import ray_session, record_trace_ray
 
-            with ray_session(num_cpus=args.workers):
-                trace, stats = record_trace_ray(
-                    pair, prompts, Path(tmp) / "ray", cfg, num_workers=args.workers
-                )
-            name = f"Ray, {args.workers} workers"
-            rows[name], checksums[name] = stats.positions_per_s, trace.header.checksum
-        except ImportError as exc:
-            print(f"skipping the Ray row: {exc}")
+                cfg = RecordConfig(gamma_max=8, max_new_tokens=args.new_tokens, num_threads=1)
+                with ray_session(num_cpus=args.workers):
+                    trace, stats = record_trace_ray(
+                        pair, prompts, Path(tmp) / "ray", cfg, num_workers=args.workers
+                    )
+                name = f"prefix_cached, Ray x{args.workers}"
+                rows[name], traces[name] = stats.positions_per_s, trace
+            except ImportError as exc:
+                print(f"skipping the Ray row: {exc}")
+        same = {k: same_content(traces["reencode"], t) for k, t in traces.items()}
+        positions = traces["reencode"].n_positions
 
-    base = rows["single process"]
-    same = len(set(checksums.values())) == 1
-    print(f"{'recording':<24} {'positions/s':>12} {'vs single':>10}   same checksum: {same}")
+    base = rows["reencode"]
+    print(f"{what}: {len(prompts)} prompts, {positions} positions, gamma_max 8, "
+          f"torch threads {torch.get_num_threads() if threads is None else threads}")  # fmt: skip
+    print(f"{'recorder':<26} {'positions/s':>12} {'vs reencode':>12}  same trace")
     for name, rate in rows.items():
-        print(f"{name:<24} {rate:>12,.1f} {rate / base:>10.2f}")
+        print(f"{name:<26} {rate:>12,.2f} {rate / base:>12.2f}  {same[name]}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     result = {
-        "prompts": args.prompts,
+        "pair": what,
+        "prompts": len(prompts),
+        "positions": positions,
         "new_tokens": args.new_tokens,
-        "models": "random-init micro GPT-2 pair (synthetic statistics)",
         "python": platform.python_version(),
         "machine": platform.machine(),
         "positions_per_s": rows,
-        "ratio_vs_single": {k: v / base for k, v in rows.items()},
-        "same_checksum": same,
+        "ratio_vs_reencode": {k: v / base for k, v in rows.items()},
+        "same_trace": same,
     }
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS}")

@@ -1,6 +1,6 @@
 """Record a trace of a draft/target pair on a prompt set (DESIGN.md §6).
 
-    python scripts/record_traces.py                                   # default pair, held-out set
+    python scripts/record_traces.py          # Qwen2.5-Coder 0.5B -> 1.5B on HumanEval (the shipped trace)
     python scripts/record_traces.py prompts=jsonl prompts.path=p.jsonl out_dir=traces/mine
     python scripts/record_traces.py pair=... pair.kind=hf pair.draft=A pair.target=B prompts=gsm8k
     python scripts/record_traces.py pair.kind=micro_synthetic prompts.n=2 record.max_new_tokens=8 \
@@ -23,6 +23,7 @@ from gelato_env.traces.prompts import (
     PromptTokens,
     gsm8k_prompts,
     heldout_prompts,
+    humaneval_prompts,
     load_jsonl_prompts,
     tokenize_prompts,
 )
@@ -40,6 +41,10 @@ def micro_synthetic_pair() -> ModelPair:
 
 
 def load_models(pair_cfg: DictConfig) -> ModelPair:
+    if pair_cfg.kind == "qwen":
+        from gelato_env.sd.qwen_pair import load_qwen_pair
+
+        return load_qwen_pair(pair_cfg.dtype or "float32", pair_cfg.cache_dir, pair_cfg.device)
     if pair_cfg.kind == "default":
         from gelato_env.sd.default_pair import load_default_pair
 
@@ -53,7 +58,9 @@ def load_models(pair_cfg: DictConfig) -> ModelPair:
                          dtype=pair_cfg.dtype)  # fmt: skip
     if pair_cfg.kind == "micro_synthetic":
         return micro_synthetic_pair()
-    raise ValueError(f"pair.kind must be default, hf or micro_synthetic, got {pair_cfg.kind!r}")
+    raise ValueError(
+        f"pair.kind must be qwen, default, hf or micro_synthetic, got {pair_cfg.kind!r}"
+    )
 
 
 def load_prompts(p: DictConfig, pair: ModelPair) -> tuple[list[PromptTokens], str]:
@@ -64,14 +71,26 @@ def load_prompts(p: DictConfig, pair: ModelPair) -> tuple[list[PromptTokens], st
         return heldout_prompts(
             pair.tokenizer, p.n, max_prompt_tokens=p.max_prompt_tokens
         ), "heldout"
-    if p.source == "jsonl":
+    if p.source == "humaneval":
+        tokenizer = pair.tokenizer if p.chat_template else None
+        if p.split == "all":  # held-out problems first: a partly recorded trace still holds them
+            texts = [
+                *humaneval_prompts(tokenizer=tokenizer, split="held_out"),
+                *humaneval_prompts(tokenizer=tokenizer, split="train"),
+            ][: p.n]
+        else:
+            texts = humaneval_prompts(p.n, tokenizer=tokenizer, split=p.split)
+        name = f"humaneval:{p.split}"
+    elif p.source == "jsonl":
         texts = load_jsonl_prompts(p.path)[: p.n]
         name = f"jsonl:{Path(p.path).name}"
     elif p.source == "gsm8k":
         texts = gsm8k_prompts(p.n, split=p.split)
         name = f"gsm8k:{p.split}"
     else:
-        raise ValueError(f"prompts.source must be heldout, jsonl or gsm8k, got {p.source!r}")
+        raise ValueError(
+            f"prompts.source must be humaneval, heldout, jsonl or gsm8k, got {p.source!r}"
+        )
     return tokenize_prompts(texts, pair.tokenizer, max_prompt_tokens=p.max_prompt_tokens), name
 
 

@@ -46,6 +46,7 @@ from gelato_env.traces.prompts import PromptTokens
 from gelato_env.traces.store import COLUMNS, Trace, TraceError, load_trace, write_trace
 
 CHUNK_DIR = "chunks"
+PROVENANCE_FILE = "provenance.json"
 RECORD_METHODS = ("prefix_cached", "reencode")
 MANIFEST_FILE = "recording.json"
 
@@ -189,6 +190,29 @@ def _manifest(pair: ModelPair, cfg: RecordConfig, prompt_set: str) -> dict[str, 
     }
 
 
+def _provenance(pair: ModelPair, cfg: RecordConfig) -> dict[str, Any]:
+    """How the trace is made: library versions, device, dtypes, the pair's own sources."""
+    import platform
+
+    import torch
+    import transformers
+
+    draft_param = next(pair.draft.parameters())
+    return {
+        "models": dict(getattr(pair, "provenance", None) or {}),
+        "draft_dtype": str(draft_param.dtype).removeprefix("torch."),
+        "target_dtype": str(next(pair.target.parameters()).dtype).removeprefix("torch."),
+        "device": str(draft_param.device),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "method": cfg.method,
+        "num_threads": cfg.num_threads if cfg.num_threads is not None else torch.get_num_threads(),
+    }
+
+
 def _check_manifest(path: Path, want: dict[str, Any]) -> None:
     if not path.exists():
         path.write_text(json.dumps(want, indent=1, sort_keys=True))
@@ -256,6 +280,63 @@ def _check_context(pair: ModelPair, prompts: Sequence[PromptTokens], cfg: Record
             )
 
 
+def _finalize(
+    root: Path,
+    meta: dict[str, Any],
+    prompts: Sequence[PromptTokens],
+    columns: Sequence[dict[str, npt.NDArray[Any]]],
+) -> None:
+    """Write the trace of ``prompts`` (in order) from their recorded columns."""
+    lengths = [c["target_tokens"].shape[0] for c in columns]
+    prompt_lengths = [len(p.token_ids) for p in prompts]
+    arrays = {name: np.concatenate([c[name] for c in columns]) for name in COLUMNS}
+    arrays["prompt_offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    arrays["prompt_tokens"] = np.concatenate(
+        [np.asarray(p.token_ids, dtype=np.int32) for p in prompts]
+    )
+    arrays["prompt_token_offsets"] = np.concatenate([[0], np.cumsum(prompt_lengths)]).astype(
+        np.int64
+    )
+    provenance_path = root / PROVENANCE_FILE
+    header_meta = {
+        **meta,
+        "provenance": json.loads(provenance_path.read_text()) if provenance_path.is_file() else {},
+        "prompt_ids": [p.id for p in prompts],
+        "code_version": gelato_env.__version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_trace(root, header_meta, arrays)
+
+
+def finalize_recorded(directory: str | os.PathLike[str]) -> Trace:
+    """Write the trace of the prompts recorded so far (chunks 0, 1, ... without a gap).
+
+    A recording in progress (or one interrupted) thus yields a usable, shorter trace; resuming
+    the recording and finalizing again gives the full one.
+
+    Raises:
+        TraceError: no manifest or no recorded prompt in ``directory``.
+    """
+    root = Path(directory)
+    manifest = root / MANIFEST_FILE
+    if not manifest.is_file():
+        raise TraceError(f"{manifest}: no recording manifest (not a recording directory)")
+    meta = json.loads(manifest.read_text())
+    prompts: list[PromptTokens] = []
+    columns: list[dict[str, npt.NDArray[Any]]] = []
+    while (path := root / CHUNK_DIR / f"{len(prompts):06d}.npz").is_file():
+        with np.load(path, allow_pickle=False) as data:
+            chunk = {k: data[k] for k in data.files}
+        prompts.append(
+            PromptTokens(str(chunk["prompt_id"]), tuple(chunk["prompt_tokens"].tolist()))
+        )
+        columns.append(chunk)
+    if not prompts:
+        raise TraceError(f"{root / CHUNK_DIR}: no recorded prompt to finalize")
+    _finalize(root, meta, prompts, columns)
+    return load_trace(root)
+
+
 def record_trace(
     pair: ModelPair,
     prompts: Sequence[PromptTokens],
@@ -293,6 +374,8 @@ def record_trace(
     (root / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
     meta = _manifest(pair, cfg, prompt_set)
     _check_manifest(root / MANIFEST_FILE, meta)
+    provenance = _provenance(pair, cfg)
+    (root / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=1, sort_keys=True) + "\n")
 
     columns: list[dict[str, npt.NDArray[Any]]] = []
     n_new = n_pos_new = n_bad = 0
@@ -319,25 +402,16 @@ def record_trace(
     bar.close()
     elapsed = max(time.perf_counter() - start, 1e-9)
 
-    lengths = [c["target_tokens"].shape[0] for c in columns]
-    prompt_lengths = [len(p.token_ids) for p in prompts]
-    arrays = {name: np.concatenate([c[name] for c in columns]) for name in COLUMNS}
-    arrays["prompt_offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    arrays["prompt_tokens"] = np.concatenate(
-        [np.asarray(p.token_ids, dtype=np.int32) for p in prompts]
-    )
-    arrays["prompt_token_offsets"] = np.concatenate([[0], np.cumsum(prompt_lengths)]).astype(
-        np.int64
-    )
-    header_meta = {
-        **meta,
-        "prompt_ids": ids,
-        "code_version": gelato_env.__version__,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_trace(root, header_meta, arrays)
+    _finalize(root, meta, prompts, columns)
     stats = RecordStats(n_new, n_pos_new, n_bad, n_pos_new / elapsed)
     return load_trace(root), stats
 
 
-__all__ = ["RecordConfig", "RecordStats", "record_prompt", "record_trace", "tokenizer_sha256"]
+__all__ = [
+    "RecordConfig",
+    "RecordStats",
+    "finalize_recorded",
+    "record_prompt",
+    "record_trace",
+    "tokenizer_sha256",
+]

@@ -92,6 +92,8 @@ class TraceHeader:
         checksum: sha256 over the columns and the content fields above.
         columns: per column name: ``{"dtype", "shape", "sha256"}``.
         created_at: ISO time of finalization (informational, not checksummed).
+        provenance: how the trace was made (informational, not checksummed): model sources
+            (packages, versions, file hashes), dtype, device, torch/transformers versions.
     """
 
     schema_version: int
@@ -112,6 +114,7 @@ class TraceHeader:
     checksum: str
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     created_at: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def greedy(self) -> bool:
@@ -220,7 +223,7 @@ def read_header(directory: str | os.PathLike[str]) -> TraceHeader:
             f"{path}: unsupported trace schema_version {version!r} (this gelato reads "
             f"{SCHEMA_VERSION}); re-record the trace"
         )
-    required = set(TraceHeader.__dataclass_fields__) - {"created_at", "columns"}
+    required = set(TraceHeader.__dataclass_fields__) - {"created_at", "columns", "provenance"}
     missing = sorted(required - set(data))
     if missing:
         raise TraceError(f"{path}: corrupt trace header (missing fields {missing})")
