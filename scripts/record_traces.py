@@ -1,6 +1,6 @@
 """Record a trace of a draft/target pair on a prompt set (DESIGN.md §6).
 
-    python scripts/record_traces.py          # Qwen2.5-Coder 0.5B -> 1.5B on HumanEval (the shipped trace)
+    python scripts/record_traces.py         # Qwen2.5-Coder 0.5B -> 1.5B, HumanEval (shipped trace)
     python scripts/record_traces.py prompts=jsonl prompts.path=p.jsonl out_dir=traces/mine
     python scripts/record_traces.py pair=... pair.kind=hf pair.draft=A pair.target=B prompts=gsm8k
     python scripts/record_traces.py pair.kind=micro_synthetic prompts.n=2 record.max_new_tokens=8 \
