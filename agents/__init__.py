@@ -1,4 +1,4 @@
-"""Agents for device-edge SD under energy budgets (DESIGN.md §5).
+"""Agents for device-edge SD under energy budgets (docs/design.md §5).
 
 - :mod:`~agents.base`: the :class:`Policy` protocol (SB3's ``predict``) and the analytic base.
 - :mod:`~agents.registry`: :func:`make_agent` by name.

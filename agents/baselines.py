@@ -1,4 +1,4 @@
-"""Baseline policies GELATO is compared against (DESIGN.md §5).
+"""Baseline policies GELATO is compared against (docs/design.md §5).
 
 Each baseline is a policy plus the env settings it needs (payload protocol, inner exit rule),
 exposed by ``env_overrides()`` so the harness builds the right env per agent:

@@ -1,4 +1,4 @@
-"""Throughput bounds agents are compared against (DESIGN.md §5).
+"""Throughput bounds agents are compared against (docs/design.md §5).
 
 (a) **Drift-plus-penalty bound** (Neely, *Stochastic Network Optimization*, 2010, Thm 4.8, as
     applied by GELATO, arXiv 2605.10124 [S]): with i.i.d. state and Slater's condition the

@@ -1,7 +1,7 @@
 """Per-round forecasts an analytic controller plans with: N^(gamma), T^(gamma), E^(gamma).
 
 GELATO (arXiv 2605.10124) plans each round on expected quantities over the drafting budget
-gamma = 0..gamma_max (DESIGN.md §5):
+gamma = 0..gamma_max (docs/design.md §5):
 
 * accepted-length model: with per-token acceptance alpha^ (i.i.d. across the round [S]), the
   expected tokens a round yields are N^(gamma) = (1 - alpha^^(gamma+1)) / (1 - alpha^)
@@ -32,7 +32,7 @@ IntArray = npt.NDArray[np.int64]
 
 
 def acceptance_from_entropy(entropy_nats: float, a: float, b: float, alpha_max: float) -> float:
-    """alpha^(H) = a * exp(b * H) clipped to [0, alpha_max] (DESIGN.md §2; fitted or paper a, b).
+    """alpha^(H) = a exp(b H) clipped to [0, alpha_max] (docs/design.md §2; fitted or paper a, b).
 
     >>> round(acceptance_from_entropy(2.0, 1.0, -0.35, 0.999), 4)
     0.4966

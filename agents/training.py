@@ -1,7 +1,7 @@
 """Training glue for learned agents (stable-baselines3): configs, prompt split, envs, checkpoints.
 
 ``scripts/train.py`` reads top to bottom and calls into this module; the library never sees a
-``DictConfig`` (DESIGN.md §1): the script converts its config into the dataclasses below.
+``DictConfig`` (docs/design.md §1): the script converts its config into the dataclasses below.
 
 Held-out prompts. A trace's prompts are split into a training and a disjoint evaluation set by
 :func:`split_prompts`: prompts are ranked by the SHA-256 of their prompt id (the trace header's
@@ -95,7 +95,7 @@ class AlgoConfig:
 
 @dataclass(frozen=True)
 class RewardConfig:
-    """The reward a learned agent maximizes (DESIGN.md §7).
+    """The reward a learned agent maximizes (docs/design.md §7).
 
     Attributes:
         name: ``throughput`` (N_k / T_k, with Q in the observation), ``dpp`` (V N_k / T_k -

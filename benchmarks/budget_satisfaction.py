@@ -1,4 +1,4 @@
-"""How tightly GELATO meets binding energy budgets over long runs (issue #13, DESIGN.md §5).
+"""How tightly GELATO meets binding energy budgets over long runs (issue #13, docs/design.md §5).
 
 For each budget mode (``per_round`` J/round, ``per_token`` J/token, ``per_second`` W) the script
 measures two spends on the trace, in the mode's unit, over ``--calib-rounds`` rounds:

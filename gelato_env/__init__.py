@@ -1,6 +1,6 @@
 """gelato: device-edge speculative decoding of LLMs under energy budgets.
 
-Layout (dependencies point one way, DESIGN.md §1): ``system`` (numpy physics) and ``sd``
+Layout (dependencies point one way, docs/design.md §1): ``system`` (numpy physics) and ``sd``
 (torch/transformers models and the SD engine) -> ``traces`` -> the Gymnasium env -> ``agents``.
 Importing the package registers the Gymnasium ids (:mod:`gelato_env.registration`).
 """

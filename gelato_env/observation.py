@@ -1,4 +1,4 @@
-"""The environment's observation vector and ``info`` dict, in one place (DESIGN.md §7).
+"""The environment's observation vector and ``info`` dict, in one place (docs/design.md §7).
 
 The observation is a normalized ``float32`` Box. Every entry is a physical quantity divided by a
 documented scale (an :class:`ObservationScales` field, a config option) and clipped to the
@@ -34,7 +34,7 @@ idx   field                      unit    observed value                         
 ====  =========================  ======  ========================================  ======
 
 Definitions:
-    * ``queue_j``: the virtual energy queue Q (DESIGN.md §5) after the last round.
+    * ``queue_j``: the virtual energy queue Q (docs/design.md §5) after the last round.
     * ``rate_bps``: the uplink rate of the channel state the *next* round will see (the block-
       fading state is observed before the decision, as GELATO does).
     * ``entropy_ema_nats`` / ``max_prob_ema``: exponential moving averages over drafted tokens,
@@ -91,7 +91,7 @@ BASE_FIELDS: tuple[str, ...] = (
 PER_TOKEN_FIELDS: tuple[str, ...] = ("n_drafted_in_round", "next_entropy_nats", "next_max_prob")
 
 INFO_KEYS: dict[str, str] = {
-    # the round (DESIGN.md §2)
+    # the round (docs/design.md §2)
     "prompt_index": "index of the prompt being generated",
     "budget": "reference drafting budget gamma~ of the round (tokens)",
     "n_drafted": "realized draft length gamma <= budget (tokens)",
@@ -103,7 +103,7 @@ INFO_KEYS: dict[str, str] = {
     "entropy_ema_nats": "entropy EMA after the round, nats",
     "max_prob_ema": "max-prob EMA after the round",
     "round_complete": "True when this step finished an SD round (always but per_token drafting)",
-    # the system model (DESIGN.md §3-4)
+    # the system model (docs/design.md §3-4)
     "rate_bps": "uplink rate the round was sent at, bit/s",
     "snr_db": "uplink SNR of the round, dB",
     "uplink_bits": "uplink payload of the round, bits",
@@ -113,7 +113,7 @@ INFO_KEYS: dict[str, str] = {
     "draft_energy_j": "device drafting energy, J",
     "radio_energy_j": "device transmit energy, J",
     "idle_energy_j": "device idle energy while waiting, J",
-    # the energy budget (DESIGN.md §5)
+    # the energy budget (docs/design.md §5)
     "queue": "virtual energy queue Q after the round, J",
     "queue_before": "virtual energy queue Q the round's decision saw, J",
     "allowance_j": "energy the budget allowed for this round, J",

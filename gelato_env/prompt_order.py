@@ -1,4 +1,4 @@
-"""Which prompt an episode plays: a cursor walking a fixed order of the prompts (DESIGN.md §7).
+"""Which prompt an episode plays: a cursor walking a fixed order of the prompts (docs/design.md §7).
 
 Both orders are a pass *without replacement*: the env keeps a cursor c and plays prompt
 ``order[c mod n]``, then advances c by one (next episode, or next prompt within a ``horizon``

@@ -1001,7 +1001,7 @@ class _SB3Adapter:
 
 @functools.cache
 def _sb3_class() -> type[Any]:
-    """``GelatoSB3VecEnv``, defined on first use: importing SB3 imports torch (DESIGN.md §1)."""
+    """``GelatoSB3VecEnv``, defined on first use: SB3 imports torch (docs/design.md §1)."""
     from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
     return type("GelatoSB3VecEnv", (_SB3Adapter, VecEnv), {"__module__": __name__})

@@ -1,4 +1,4 @@
-"""Wrappers for the gelato env: episode-level statistics of the long-term problem (DESIGN.md §5)."""
+"""Wrappers for the gelato env: episode statistics of the long-term problem (docs/design.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Where models run: the best available device and a dtype that suits it (DESIGN.md §8).
+"""Where models run: the best available device and a dtype that suits it (docs/design.md §8).
 
 CUDA when present, else CPU. Default dtypes: bfloat16 on GPUs that support it (float16 on older
 ones), float32 on CPU (half precision on CPU is slow and numerically poor, so it only warns).

@@ -1,4 +1,4 @@
-"""The lossless speculative-decoding engine on real ``transformers`` models (DESIGN.md §2).
+"""The lossless speculative-decoding engine on real ``transformers`` models (docs/design.md §2).
 
 :class:`SpeculativeDecoder` runs one SD round at a time on a draft/target pair of causal LMs
 with KV caches; :class:`LiveBackend` exposes it to the env as a ``RoundBackend``. Trace replay

@@ -1,4 +1,4 @@
-"""Per-token early-exit rules for drafting (DESIGN.md §2, step 2).
+"""Per-token early-exit rules for drafting (docs/design.md §2, step 2).
 
 A rule looks at the statistics of the draft tokens drafted so far in the current round -- the
 generative entropy H_i (nats) and the max-probability of each q_i -- and decides whether drafting
@@ -93,7 +93,7 @@ class EntropyThreshold:
 
 @dataclass(frozen=True, slots=True)
 class EntropyBucket:
-    """GELATO's generative-entropy bucket (DESIGN.md §2; reconstructed [S]).
+    """GELATO's generative-entropy bucket (docs/design.md §2; reconstructed [S]).
 
     Theta_i = max(0, Theta_{i-1} + H_i - H_th), Theta_0 = 0 each round; stop after token i when
     Theta_i > Theta_th. One very uncertain token or a run of moderately uncertain ones exits.
@@ -123,7 +123,7 @@ class EntropyBucket:
 class Survival:
     """Stop when the estimated probability that all drafted tokens are accepted falls below eps.
 
-    alpha^(H) = min(1, a * exp(b * H)) maps entropy to per-token acceptance (DESIGN.md §2;
+    alpha^(H) = min(1, a * exp(b * H)) maps entropy to per-token acceptance (docs/design.md §2;
     paper-reported a=1.0, b=-0.35 for Qwen2.5-0.5B -> 7B [S]); stop after token i when
     prod_{j<=i} alpha^(H_j) < epsilon.
     """

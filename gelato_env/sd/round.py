@@ -1,6 +1,6 @@
 """The seam between the speculative-decoding world and the environment.
 
-One SD round (DESIGN.md §2) is the env's unit of time. Whatever produces rounds -- the live
+One SD round (docs/design.md §2) is the env's unit of time. Whatever produces rounds -- the live
 engine running real ``transformers`` models, or the replay of a recorded trace -- implements
 :class:`RoundBackend` and returns :class:`RoundResult`. This module imports no torch.
 """
@@ -38,7 +38,7 @@ class DraftStats:
 
 
 class RoundResult(NamedTuple):
-    """What one speculative-decoding round produced (DESIGN.md §2 steps 2-3).
+    """What one speculative-decoding round produced (docs/design.md §2 steps 2-3).
 
     An immutable record. It is a ``NamedTuple`` rather than a frozen dataclass because it is
     built once per env step on the RL hot path, and a frozen dataclass's ``__init__`` costs

@@ -1,4 +1,4 @@
-"""The physical system model of device-edge speculative decoding (DESIGN.md §3-§5), numpy only.
+"""The physical system model of device-edge speculative decoding (docs/design.md §3-§5), numpy only.
 
 Per SD round: the device drafts gamma tokens, sends a payload over a fading uplink, the edge
 verifies and answers over the downlink; this package turns that into latency (s) and device

@@ -1,4 +1,4 @@
-"""Uplink channel processes: the rate R_k each SD round sees (DESIGN.md §3).
+"""Uplink channel processes: the rate R_k each SD round sees (docs/design.md §3).
 
 One interface, :class:`ChannelProcess`, two ways to drive it. All randomness comes from the
 ``np.random.Generator`` passed in; processes hold no generator of their own.

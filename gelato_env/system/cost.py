@@ -1,4 +1,4 @@
-"""Latency and device energy of one SD round (DESIGN.md §3).
+"""Latency and device energy of one SD round (docs/design.md §3).
 
 With gamma = ``n_drafted`` draft tokens, tau_d the device's time per draft token, S_up/S_dn the
 payload bits, R_k the uplink rate this round and R_dl the downlink rate::

@@ -1,4 +1,4 @@
-"""Long-term device energy budget and its virtual queue (DESIGN.md §5).
+"""Long-term device energy budget and its virtual queue (docs/design.md §5).
 
 The budget is a long-term average constraint, enforced by Lyapunov optimisation through a
 virtual queue Q that grows by each round's energy and drains by the round's allowance::

@@ -1,4 +1,4 @@
-"""Parameters of the physical system model (DESIGN.md §3-§4): frozen, validated dataclasses.
+"""Parameters of the physical system model (docs/design.md §3-§4): frozen, validated dataclasses.
 
 Every default carries its provenance tag: [P] paper abstract, [S] secondary reading of the
 paper, [A] other literature, [D] our default. Constructors validate type, then value, and
@@ -57,7 +57,7 @@ def _name(value: object, field_name: str = "name") -> None:
 
 @dataclass(frozen=True, slots=True)
 class DvfsParams:
-    """Dynamic voltage and frequency scaling model of on-device drafting (DESIGN.md §3, off [D]).
+    """Dynamic voltage/frequency scaling model of on-device drafting (docs/design.md §3, off [D]).
 
     A draft token costs ``cycles_per_token`` CPU/NPU cycles C; at clock f it takes C/f seconds
     and ``kappa * C * f**2`` joules (the classic effective-switched-capacitance model).
@@ -137,7 +137,7 @@ class DeviceProfile:
 
 @dataclass(frozen=True, slots=True)
 class EdgeProfile:
-    """The edge server that runs the target model: T_v(gamma) = t0 + t1·gamma (DESIGN.md §3).
+    """The edge server that runs the target model: T_v(gamma) = t0 + t1·gamma (docs/design.md §3).
 
     Verification time is latency only; it is not in the device energy [S].
 
@@ -162,7 +162,7 @@ DOWNLINK_MODELS: tuple[str, ...] = ("fixed", "link_budget")
 
 @dataclass(frozen=True, slots=True)
 class RadioParams:
-    """The device's uplink radio and the edge's downlink (DESIGN.md §3).
+    """The device's uplink radio and the edge's downlink (docs/design.md §3).
 
     Field defaults are the first build's [D] values (the ``legacy_300m`` setting); the
     ``paper`` setting (:mod:`gelato_env.system.profiles`) reconstructs a resource-constrained
@@ -261,7 +261,7 @@ class RadioParams:
 
 @dataclass(frozen=True, slots=True)
 class LinkParams:
-    """One-way propagation/protocol latencies of the device-edge link (DESIGN.md §3).
+    """One-way propagation/protocol latencies of the device-edge link (docs/design.md §3).
 
     Attributes:
         uplink_latency_s: L_0, device -> edge; 20 ms [D] ("high latency": 140 ms [S]).
@@ -278,7 +278,7 @@ class LinkParams:
 
 @dataclass(frozen=True, slots=True)
 class PayloadParams:
-    """What crosses the link each round (DESIGN.md §4); sizes in :mod:`~gelato_env.system.payload`.
+    """The payload protocol (docs/design.md §4); bit sizes in :mod:`~gelato_env.system.payload`.
 
     Attributes:
         protocol: ``"topp"`` (GELATO [S]: token id + top-p set of q_i), ``"full"`` (vanilla

@@ -1,4 +1,4 @@
-"""Bits that cross the device-edge link in one SD round (DESIGN.md §4).
+"""Bits that cross the device-edge link in one SD round (docs/design.md §4).
 
 Per round, with gamma draft tokens, V the payload's vocabulary size, ``id = ceil(log2 V)`` bits
 per token id, ``b_q`` bits per probability and ``h`` header bits per message:

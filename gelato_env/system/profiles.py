@@ -1,4 +1,4 @@
-"""Named device/edge profiles and system settings (DESIGN.md §3).
+"""Named device/edge profiles and system settings (docs/design.md §3).
 
 Profiles model the paper's hardware, not the machine gelato runs on: token statistics come
 from real models, time and energy from these numbers. Provenance tags: [P] paper abstract,

@@ -1,4 +1,4 @@
-"""Radio link budget: path gain, thermal noise and the Shannon rate (DESIGN.md §3).
+"""Radio link budget: path gain, thermal noise and the Shannon rate (docs/design.md §3).
 
 ``R = B·log2(1 + p_tx·g / (N_0·B))``, with g = path gain × fading power gain. Functions take
 Python floats (and return Python floats, via :mod:`math`) or numpy arrays (and return arrays,

@@ -1,4 +1,4 @@
-"""Record per-position statistics of real rollouts once; replay them exactly, fast (DESIGN.md §6).
+"""Record per-position statistics of real rollouts once; replay them exactly (docs/design.md §6).
 
 - :mod:`~gelato_env.traces.store`: the on-disk format (``.npy`` columns + ``header.json``),
   :class:`Trace`, :func:`load_trace`.

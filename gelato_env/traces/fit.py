@@ -1,11 +1,11 @@
 """Fit the entropy -> acceptance map alpha^(H) = a * exp(b * H) and summarize a trace.
 
 The survival exit rule and GELATO use alpha^(H) = min(1, a * exp(b * H)) as the
-probability that a draft token with generative entropy H (nats) is accepted (DESIGN.md §2, §5;
+probability that a draft token with generative entropy H (nats) is accepted (docs/design.md §2, §5;
 paper-reported a = 1.0, b = -0.35 for Qwen2.5-0.5B -> 7B [S]). Each recorded (position, step)
 entry of a trace is one sample (H, acceptance): the greedy match bit or min(1, p/q).
 
-Calibration on training prompts (GELATO, DESIGN.md §5): :func:`pair_statistics` (the on-path
+Calibration on training prompts (GELATO, docs/design.md §5): :func:`pair_statistics` (the on-path
 acceptance model, its mean and the mean top-p set size) and :func:`calibrate_entropy_bucket`
 (the entropy-exit thresholds of a pair under a system model), so that nothing GELATO plans with
 is hard-coded for one model pair.

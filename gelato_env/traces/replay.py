@@ -34,7 +34,7 @@ from gelato_env.traces.store import HEADER_FILE, Trace, check_request, load_trac
 
 
 class ReplayBackend:
-    """A ``RoundBackend`` that replays a recorded trace (DESIGN.md §6).
+    """A ``RoundBackend`` that replays a recorded trace (docs/design.md §6).
 
     Args:
         trace: a loaded :class:`~gelato_env.traces.store.Trace` or its directory.
