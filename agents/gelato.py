@@ -1,6 +1,6 @@
 """GELATO: Lyapunov drafting budgets with generative-entropy early exit (arXiv 2605.10124).
 
-The paper's controller has two loops (DESIGN.md §5); the exact equations were not available, so
+The paper's controller has two loops (docs/design.md §5); the exact equations were not available, so
 this is a reconstruction and every reconstructed choice is a constructor option, tagged [P]
 paper abstract, [S] secondary reading of the paper, [A] other literature, [D] ours.
 
