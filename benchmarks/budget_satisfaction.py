@@ -16,7 +16,7 @@ backlog Q and the throughput.
     python benchmarks/budget_satisfaction.py [--trace PATH] [--system paper] [--rounds 20000]
         [--v 1.0 0.3] [--fractions 0.25 0.5 0.75] [--json PATH]
 
-Without ``--trace`` it runs on the cached default trace (``make trace``).
+Without ``--trace`` it runs on the default trace shipped in the package.
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ UNITS = {"per_round": "J/round", "per_token": "J/token", "per_second": "W"}
 
 
 def default_trace() -> str:
+    """The default trace's directory (the one shipped in the package)."""
     from gelato_env.traces.default import default_trace_path
-    from gelato_env.traces.store import HEADER_FILE
 
-    path = default_trace_path(build=False)
-    if not (path / HEADER_FILE).is_file():
-        raise SystemExit(f"no default trace at {path}: run `make trace` or pass --trace PATH")
-    return str(path)
+    try:
+        return str(default_trace_path())
+    except ValueError as err:  # TraceError: no finalized default trace
+        raise SystemExit(f"no default trace ({err}): pass --trace PATH") from None
 
 
 def long_run(policy: Any, env_kwargs: dict[str, Any], rounds: int, label: str) -> AgentRun:
