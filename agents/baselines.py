@@ -42,7 +42,6 @@ from typing import Any, ClassVar
 
 from agents.base import AnalyticPolicy, Decision, EnvOverrides
 from agents.gelato import (
-    DEFAULT_V,
     EVAL_FRACTION,
     GelatoPolicy,
     calibrated_exit_params,
@@ -278,7 +277,7 @@ class LyapunovOnly(GelatoPolicy):
 
     name: ClassVar[str] = "lyapunov_only"
 
-    def __init__(self, v: float = DEFAULT_V, **params: Any) -> None:
+    def __init__(self, v: float | None = None, **params: Any) -> None:
         params.pop("exit_rule", None)
         params.pop("exit_params", None)
         super().__init__(v=v, exit_rule="none", **params)

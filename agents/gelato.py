@@ -86,11 +86,14 @@ DEFAULT_WINDOW_TOKENS = 4.0  # running-mean window when no trace is available [D
 ESTIMATORS = ("running_mean", "entropy_ema")
 ESTIMATOR_TOKENS = ("verified", "drafted")
 EVAL_FRACTION = 0.2  # held-out share of a trace's prompts, as scripts/train.py [D]
-#: default V [D]: the drift-plus-penalty transient leaves time-average energy above the budget
-#: by about Q_final / (K x budget); Q grows as O(V), and with V = 1 that overshoot was 1-3 % after
-#: K = 20,000 rounds in the per_token and per_second modes; V = 0.3 keeps every binding budget
-#: within 1 % at a throughput cost under 1 % (benchmarks/budget_satisfaction.py)
-DEFAULT_V = 0.3
+#: default V per budget mode [D]. The drift-plus-penalty transient leaves the time-average energy
+#: above the budget by about Q_final / (K x budget), and Q settles at O(V / (dC / dgamma)) with
+#: C = E - A the round's net energy. In ``per_token`` mode an extra draft token also earns
+#: allowance (A = e-bar N), so dC / dgamma is ~4x smaller and Q ~4x larger than in ``per_round``
+#: at the same V. With V = 1 the overshoot after K = 20,000 rounds was 1-5 %; these values met
+#: every binding budget tried within 1 % (benchmarks/budget_satisfaction.py), and a smaller V
+#: underspends budgets that barely bind (Q keeps hitting 0) and loosens the bound B_0 / V.
+DEFAULT_V: dict[str, float] = {"per_round": 0.3, "per_token": 0.1, "per_second": 0.3}
 
 
 def _check_real(name: str, value: object, *, positive: bool = False) -> float:
@@ -204,8 +207,9 @@ class GelatoPolicy(AnalyticPolicy):
     Args:
         v: drift-plus-penalty weight V (> 0), J^2 s/token: larger V favours throughput and lets
             the energy backlog Q grow (O(V)); the throughput gap to optimal shrinks as B_0/V.
-            0.3 [D] (:data:`DEFAULT_V`: the largest V that met every binding budget within 1 %
-            over 20,000 rounds).
+            None [D]: the budget mode's default (:data:`DEFAULT_V`: 0.3 J^2 s/token per round
+            and per second, 0.1 per token; they met every binding budget within 1 % over
+            20,000 rounds).
         a: acceptance model scale, alpha^(H) = a exp(b H) (paper 1.0 [S]).
         b: acceptance model slope, 1/nats (paper -0.35 [S]).
         fit_acceptance: fit (a, b) on the training prompts of the calibration trace instead of
@@ -237,7 +241,7 @@ class GelatoPolicy(AnalyticPolicy):
 
     def __init__(
         self,
-        v: float = DEFAULT_V,
+        v: float | None = None,
         a: float = PAPER_A,
         b: float = PAPER_B,
         *,
@@ -255,7 +259,8 @@ class GelatoPolicy(AnalyticPolicy):
         calibration_trace: str | None = None,
     ) -> None:
         super().__init__()
-        self.v = _check_real("v", v, positive=True)
+        self.v_given = None if v is None else _check_real("v", v, positive=True)
+        self.v = DEFAULT_V["per_round"] if v is None else float(v)
         self.a = _check_real("a", a, positive=True)
         self.b = _check_real("b", b)
         self.alpha_max = _check_real("alpha_max", alpha_max)
@@ -315,6 +320,7 @@ class GelatoPolicy(AnalyticPolicy):
     def configure(self, system: SystemParams, budget: EnergyBudget, topp_size_mean: float) -> None:
         """Set the static system model directly (``bind`` calls this with the env's)."""
         self.gamma_max = system.gamma_max
+        self.v = DEFAULT_V[budget.mode] if self.v_given is None else self.v_given
         self.cost_model = RoundCostModel(system, budget, topp_size_mean)
 
     def bind(self, env: Any) -> GelatoPolicy:
@@ -575,22 +581,32 @@ def mean_rate_bps(system: SystemParams) -> float:
 
 
 def calibration_trace(base: Any, path: str | None) -> Any:
-    """The env's replay trace, else ``path``, else the default trace for the default pair."""
-    trace = getattr(getattr(base, "backend", None), "trace", None)
+    """The env's replay trace, else ``path``, else the default trace for the default pair.
+
+    The default trace counts only when the env's live backend serves the trace's own prompts
+    (the default live backend does): a live backend passed in as an object may run any pair.
+    """
+    backend = getattr(base, "backend", None)
+    trace = getattr(backend, "trace", None)
     if trace is not None:
         return trace
-    from gelato_env.traces.store import load_trace
+    from gelato_env.traces.store import TraceError, load_trace
 
     if path is not None:
         return load_trace(Path(path))
     config = base.config
-    if config.backend == "live" and config.model_pair == "default":
-        from gelato_env.traces.default import default_trace_path
-        from gelato_env.traces.store import HEADER_FILE
+    if config.backend != "live" or config.model_pair != "default":
+        return None
+    from gelato_env.traces.default import default_trace_path
 
-        default = default_trace_path(build=False)
-        if (default / HEADER_FILE).is_file():
-            return load_trace(default)
+    try:
+        trace = load_trace(default_trace_path())
+    except TraceError:
+        return None
+    prompts = getattr(backend, "prompts", None)
+    if not prompts or list(prompts[0]) != trace.prompt_ids_of(0).tolist():
+        return None  # not the default pair's backend
+    return trace
     return None
 
 

@@ -231,12 +231,14 @@ def gelato_bounds(cfg: DictConfig, env_kwargs: dict[str, Any], runs: list[AgentR
                   held: tuple[int, ...] | None = None) -> dict[str, float]:  # fmt: skip
     """R_GELATO + B_0/V and the clairvoyant optimum on this evaluation's trace and channel draws."""
     from agents.bounds import bounds_from_runs
+    from agents.gelato import DEFAULT_V
     from gelato_env.system import EnergyBudget
 
     env = GelatoEnv(**env_kwargs)
     v = None
     if "gelato" in cfg.agents:
-        v = float(load_agent("gelato", overrides)[2].get("v", 1.0))
+        v = load_agent("gelato", overrides)[2].get("v")
+        v = DEFAULT_V[env.config.budget_mode] if v is None else float(v)
     bounds = bounds_from_runs(
         runs, v=v, system=env.params,
         budget=EnergyBudget(env.config.budget_mode, env.config.budget_value),
