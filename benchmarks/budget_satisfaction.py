@@ -9,9 +9,9 @@ measures two spends on the trace, in the mode's unit, over ``--calib-rounds`` ro
 
 Budgets at ``floor + f (ceiling - floor)`` for f in ``--fractions`` (default 0.25, 0.5, 0.75)
 therefore bind. GELATO then runs ``--rounds`` rounds (default 20,000) across prompts (one long
-episode, the energy queue never reset) at each V of ``--v`` (default: GELATO's preset V), and the
-table reports the time-average spend over the budget (``ratio``; goal: within +-1 %), the final
-backlog Q and the throughput.
+episode, the energy queue never reset) at each V of ``--v`` (default: GELATO's default V of the
+budget mode, ``agents.gelato.DEFAULT_V``), and the table reports the time-average spend over the
+budget (``ratio``; goal: within +-1 %), the final backlog Q and the throughput.
 
     python benchmarks/budget_satisfaction.py [--trace PATH] [--system paper] [--rounds 20000]
         [--v 1.0 0.3] [--fractions 0.25 0.5 0.75] [--json PATH]
@@ -81,7 +81,7 @@ def main() -> list[dict[str, Any]]:
 
     trace = args.trace or default_trace()
     preset = load_preset("gelato")
-    v_values = args.v or [float(preset.params.get("v", 1.0))]
+    v_values: list[float | None] = list(args.v) if args.v else [None]  # None: GELATO's default
     base = {"trace_path": trace, "system": args.system, "prompt_order": "sequential",
             "system_overrides": {"vocab_size": 151_936}}  # fmt: skip
     rows: list[dict[str, Any]] = []
@@ -102,10 +102,10 @@ def main() -> list[dict[str, Any]]:
         for fraction in args.fractions:
             budget = floor + fraction * (ceiling - floor)
             for v in v_values:
-                params = {**preset.params, "v": v}
-                run = long_run(make_agent("gelato", **params),
-                               {**base, "budget_mode": mode, "budget_value": budget},
+                policy = make_agent("gelato", **{**preset.params, "v": v})
+                run = long_run(policy, {**base, "budget_mode": mode, "budget_value": budget},
                                args.rounds, "gelato")  # fmt: skip
+                v = policy.v  # type: ignore[attr-defined]
                 m = run.metrics()
                 rows.append({
                     "mode": mode, "unit": UNITS[mode], "fraction": fraction, "floor": floor,
