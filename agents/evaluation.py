@@ -472,6 +472,12 @@ def headline(rows: Sequence[Mapping[str, Any]], label: str = "gelato") -> list[s
             f"{label} vs {what}: throughput {_fmt('{:+.1%}', tput)}, "
             f"energy per token {_fmt('{:+.1%}', joules)}"
         )
+    if not row.get("meets_budget"):
+        lines.append(
+            f"{label} spent more than the budget over this run (a short run is dominated by the "
+            "queue's transient; the budget is a long-term average): the comparison with "
+            "budget-meeting baselines is not like for like"
+        )
     return lines
 
 

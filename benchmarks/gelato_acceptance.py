@@ -13,7 +13,7 @@ every held-out prompt of a trace, with no energy budget and with the given one, 
 * what GELATO calibrated on the training prompts (a, b, prior, running-mean window, top-p
   mean, exit thresholds).
 
-    python benchmarks/gelato_acceptance.py [--trace PATH] [--system paper] [--budget 0.56]
+    python benchmarks/gelato_acceptance.py [--trace PATH] [--system paper] [--budget 0.57]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main() -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", default=None, help="trace directory (default: built-in)")
     parser.add_argument("--system", default="paper")
-    parser.add_argument("--budget", type=float, default=0.56, help="J/round (per_round mode)")
+    parser.add_argument("--budget", type=float, default=0.57, help="J/round (per_round mode)")
     parser.add_argument("--agents", nargs="+", default=["gelato", "gelato_ema"])
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
