@@ -3,7 +3,7 @@
 Same prompts, same max_new_tokens, same gamma, one process; a warm-up pass first; all three
 outputs are checked token for token. Prints a table and writes benchmarks/results/engine.json.
 
-    python benchmarks/bench_engine.py                 # the default pair (built on first use)
+    python benchmarks/bench_engine.py                 # the real pair ([qwen] extra)
     python benchmarks/bench_engine.py --random-pair   # SYNTHETIC random-init GPT-2 pair
 """
 
@@ -46,10 +46,10 @@ def prompts_for(pair: ModelPair, n: int, synthetic: bool) -> tuple[list[list[int
     if synthetic:
         rng = np.random.default_rng(0)
         return [rng.integers(2, 4096, size=48).tolist() for _ in range(n)], "random ids (synthetic)"
-    from gelato_env.sd.corpus import held_out_prompts
+    from gelato_env.traces.prompts import humaneval_prompts, tokenize_prompts
 
-    texts = [p.text for p in held_out_prompts(n, prompt_chars=384, seed=0)]
-    return [pair.tokenizer(t)["input_ids"] for t in texts], "stdlib held-out prompts"
+    prompts = tokenize_prompts(humaneval_prompts(n, tokenizer=pair.tokenizer), pair.tokenizer)
+    return [list(p.token_ids) for p in prompts], "HumanEval prompts (chat template)"
 
 
 def timed(fn: Any) -> tuple[Any, float]:
@@ -77,9 +77,9 @@ def main() -> None:
     if args.random_pair:
         pair = random_pair(device)
     else:
-        from gelato_env.sd.default_pair import load_default_pair
+        from gelato_env.sd.qwen_pair import load_qwen_pair
 
-        pair = load_default_pair()
+        pair = load_qwen_pair("float32", progress=False)
         pair = pair_from_models(
             pair.draft.to(device), pair.target.to(device), pair.tokenizer,
             draft_id=pair.draft_id, target_id=pair.target_id, eos_token_id=pair.eos_token_id,

@@ -29,17 +29,18 @@ RESULTS = Path(__file__).resolve().parent / "results" / "env.json"
 
 
 def bench_trace(arg: str | None, tmp: Path) -> tuple[str, str]:
-    """The trace to step on and its label: ``arg``, else the cached default trace (real models),
+    """The trace to step on and its label: ``arg``, else the shipped default trace (real models),
     else a freshly recorded micro trace (synthetic statistics; only the speed is meaningful)."""
     if arg is not None:
         return arg, arg
     from gelato_env.traces.default import default_trace_path
-    from gelato_env.traces.store import HEADER_FILE
+    from gelato_env.traces.store import TraceError
 
-    default = default_trace_path(build=False)
-    if (default / HEADER_FILE).is_file():
-        return str(default), f"default trace {default.name}"
-    return micro_trace_path(tmp / "trace"), "micro (synthetic statistics)"
+    try:
+        default = default_trace_path()
+    except TraceError:
+        return micro_trace_path(tmp / "trace"), "micro (synthetic statistics)"
+    return str(default), f"default trace {default.name}"
 
 
 def micro_trace_path(out: Path) -> str:

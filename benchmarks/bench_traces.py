@@ -2,8 +2,8 @@
 
     PYTHONPATH=. python benchmarks/bench_traces.py [--threads 1]
 
-Micro pair: random-init GPT-2s (vocab 64, SYNTHETIC statistics). The default pair is measured
-only when its cache is complete (``make trace`` / ``default_trace()`` builds it). The 10^6-row
+Micro pair: random-init GPT-2s (vocab 64, SYNTHETIC statistics); replay is also measured on the
+shipped default trace (real pair; recording speed: ``bench_record.py --pair qwen``). The 10^6-row
 load benchmark tiles the micro trace's columns (SYNTHETIC content; only the format is measured).
 Prints a table and writes benchmarks/results/traces.json.
 """
@@ -95,19 +95,6 @@ def bench_load(trace: Trace, n_rows: int, tmp: Path) -> dict[str, float]:
     }
 
 
-def default_pair_if_cached() -> ModelPair | None:
-    from gelato_env.sd.default_pair import (
-        DefaultPairConfig,
-        load_default_pair,
-        pair_dir,
-        verify_cache,
-    )
-
-    if verify_cache(pair_dir(), DefaultPairConfig()) is not None:
-        return None
-    return load_default_pair(progress=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -123,14 +110,9 @@ def main() -> None:
         trace, rate = bench_record(micro_pair(), prompts, cfg, Path(tmp) / "micro")
         results["micro"] = {"record_positions_per_s": rate, **bench_replay(trace)}
         results["load_1e6"] = bench_load(trace, args.rows, Path(tmp) / "big")
-        pair = default_pair_if_cached()
-        if pair is not None:
-            from gelato_env.traces.prompts import heldout_prompts
+        from gelato_env.traces.default import default_trace
 
-            cfg = RecordConfig(gamma_max=8, max_new_tokens=128, num_threads=args.threads)
-            dp = heldout_prompts(pair.tokenizer, 4)
-            trace, rate = bench_record(pair, dp, cfg, Path(tmp) / "default")
-            results["default"] = {"record_positions_per_s": rate, **bench_replay(trace)}
+        results["default"] = bench_replay(default_trace())  # the shipped real-pair trace
     print(f"{'benchmark':<42}{'value':>14}")
     for group, values in results.items():
         if isinstance(values, dict):

@@ -99,8 +99,8 @@ class EnvConfig:
 
     Attributes:
         backend: ``replay`` (recorded trace; fast, deterministic) or ``live`` (real models).
-        trace_path: replay trace file; None uses ``default_trace_path()`` (built on first use).
-        model_pair: live backend's model pair name (``default``: gelato's own offline pair).
+        trace_path: replay trace file; None uses the shipped default trace.
+        model_pair: live backend's model pair name (``default``: the shipped trace's Qwen pair).
         clock: ``modelled`` (profile timings, deterministic) or ``measured`` (live wall-clock times
             x profile powers, nondeterministic; live backend only).
         system: named system setting (device/edge profiles, radio, link, payload, gamma_max).
@@ -121,7 +121,8 @@ class EnvConfig:
         max_new_tokens: tokens per prompt; None uses the backend's (must not exceed it).
         horizon: rounds per episode; when set, episodes span prompts and end by ``TimeLimit``.
         prompt_order: ``random`` (a fixed permutation) or ``sequential``, each a pass without
-            replacement that ``reset(seed=s)`` starts at position s (:mod:`gelato_env.prompt_order`).
+            replacement that ``reset(seed=s)`` starts at position s
+            (:mod:`gelato_env.prompt_order`).
         ema_decay: beta of the entropy / max-prob EMAs, in [0, 1).
         scales: observation normalization scales.
     """

@@ -144,7 +144,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
     ```
 
     * `backend`: ``"replay"``, ``"live"``, or a ready :class:`~gelato_env.sd.round.RoundBackend`.
-    * `trace_path`: replay trace; None builds/uses ``default_trace_path()`` (minutes, once).
+    * `trace_path`: replay trace; None uses the shipped default trace (``default_trace_path()``).
     * `model_pair`: live backend's model pair (``"default"``: gelato's own offline pair).
     * `clock`: ``"modelled"`` (profiles; deterministic) or ``"measured"`` (live wall-clock x
       profile powers; flags the spec ``nondeterministic``).
@@ -810,32 +810,30 @@ def _build_backend(config: EnvConfig, gamma_max: int) -> RoundBackend:
     return _build_live_backend(config, gamma_max)
 
 
-LIVE_N_PROMPTS = 16  # [D] the default trace's first prompts, served by the default live backend
 LIVE_MAX_NEW_TOKENS = 128  # [D] as the default trace records
 
 
 def _build_live_backend(config: EnvConfig, gamma_max: int) -> RoundBackend:
-    """The live backend on gelato's default pair (greedy), over its held-out prompts.
+    """The live backend on the default pair, over the default trace's prompts.
 
-    It serves the default trace's first ``LIVE_N_PROMPTS`` prompts (same selection, same
-    truncation), so live prompt index i is replay prompt index i. Other model pairs: build a
-    ``LiveBackend`` and pass it as ``backend=``.
+    The pair is the one the shipped trace was recorded from (Qwen2.5-Coder 0.5B -> 1.5B, in
+    the trace's dtype) and the prompts are the trace's own token ids, so live prompt index i
+    is replay prompt index i. Other model pairs: build a ``LiveBackend`` and pass it as
+    ``backend=``.
     """
     if config.model_pair != "default":
         raise ValueError(
             f"model_pair must be 'default' (for another pair pass backend=LiveBackend(...)), "
             f"got {config.model_pair!r}"
         )
-    from gelato_env.sd.default_pair import load_default_pair
     from gelato_env.sd.engine import LiveBackend, SpeculativeDecoder
-    from gelato_env.traces.default import DEFAULT_MAX_PROMPT_TOKENS, DEFAULT_N_PROMPTS
-    from gelato_env.traces.prompts import heldout_prompts
+    from gelato_env.sd.qwen_pair import load_qwen_pair
+    from gelato_env.traces.default import DEFAULT_DTYPE, default_trace
 
-    pair = load_default_pair()
+    trace = default_trace()
+    pair = load_qwen_pair(trace.header.provenance.get("target_dtype", DEFAULT_DTYPE))
     decoder = SpeculativeDecoder.from_pair(
         pair, gamma_max=gamma_max, max_new_tokens=config.max_new_tokens or LIVE_MAX_NEW_TOKENS
     )
-    prompts = heldout_prompts(
-        pair.tokenizer, DEFAULT_N_PROMPTS, max_prompt_tokens=DEFAULT_MAX_PROMPT_TOKENS
-    )[:LIVE_N_PROMPTS]
-    return LiveBackend(decoder, [p.token_ids for p in prompts])
+    prompts = [trace.prompt_ids_of(i).tolist() for i in range(trace.n_prompts)]
+    return LiveBackend(decoder, prompts)

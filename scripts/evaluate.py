@@ -173,7 +173,7 @@ def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
     assert isinstance(env_kwargs, dict)
     replay = env_kwargs.get("backend", "replay") == "replay"
     if replay and env_kwargs.get("trace_path") is None:
-        from gelato_env.traces.default import default_trace_path  # built on first use (minutes)
+        from gelato_env.traces.default import default_trace_path  # shipped in the package
 
         env_kwargs["trace_path"] = str(default_trace_path())
     overrides = OmegaConf.to_container(cfg.agent_overrides, resolve=True)

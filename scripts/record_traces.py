@@ -22,7 +22,6 @@ from gelato_env.traces.fit import fit_alpha_from_trace, summarize
 from gelato_env.traces.prompts import (
     PromptTokens,
     gsm8k_prompts,
-    heldout_prompts,
     humaneval_prompts,
     load_jsonl_prompts,
     tokenize_prompts,
@@ -45,10 +44,6 @@ def load_models(pair_cfg: DictConfig) -> ModelPair:
         from gelato_env.sd.qwen_pair import load_qwen_pair
 
         return load_qwen_pair(pair_cfg.dtype or "float32", pair_cfg.cache_dir, pair_cfg.device)
-    if pair_cfg.kind == "default":
-        from gelato_env.sd.default_pair import load_default_pair
-
-        return load_default_pair(pair_cfg.cache_dir)
     if pair_cfg.kind == "hf":
         from gelato_env.sd.models import load_pair
 
@@ -58,19 +53,13 @@ def load_models(pair_cfg: DictConfig) -> ModelPair:
                          dtype=pair_cfg.dtype)  # fmt: skip
     if pair_cfg.kind == "micro_synthetic":
         return micro_synthetic_pair()
-    raise ValueError(
-        f"pair.kind must be qwen, default, hf or micro_synthetic, got {pair_cfg.kind!r}"
-    )
+    raise ValueError(f"pair.kind must be qwen, hf or micro_synthetic, got {pair_cfg.kind!r}")
 
 
 def load_prompts(p: DictConfig, pair: ModelPair) -> tuple[list[PromptTokens], str]:
     if pair.tokenizer is None:  # id-only (micro) pair: fixed synthetic prompts of token ids
         n = int(p.n or 4)
         return [PromptTokens(f"synthetic-{i}", (2 + i, 5, 7, 11)) for i in range(n)], "synthetic"
-    if p.source == "heldout":
-        return heldout_prompts(
-            pair.tokenizer, p.n, max_prompt_tokens=p.max_prompt_tokens
-        ), "heldout"
     if p.source == "humaneval":
         tokenizer = pair.tokenizer if p.chat_template else None
         if p.split == "all":  # held-out problems first: a partly recorded trace still holds them
@@ -88,21 +77,13 @@ def load_prompts(p: DictConfig, pair: ModelPair) -> tuple[list[PromptTokens], st
         texts = gsm8k_prompts(p.n, split=p.split)
         name = f"gsm8k:{p.split}"
     else:
-        raise ValueError(
-            f"prompts.source must be humaneval, heldout, jsonl or gsm8k, got {p.source!r}"
-        )
+        raise ValueError(f"prompts.source must be humaneval, jsonl or gsm8k, got {p.source!r}")
     return tokenize_prompts(texts, pair.tokenizer, max_prompt_tokens=p.max_prompt_tokens), name
 
 
 def output_dir(cfg: DictConfig, record: RecordConfig, prompt_set: str) -> Path:
     if cfg.out_dir:
         return Path(cfg.out_dir)
-    if cfg.pair.kind == "default" and cfg.prompts.source == "heldout":
-        from gelato_env.traces.default import default_trace_path
-
-        return default_trace_path(
-            cfg.pair.cache_dir, n_prompts=cfg.prompts.n, config=record, build=False
-        )
     return Path("traces") / f"{cfg.pair.kind}-{prompt_set.replace(':', '-')}"
 
 

@@ -84,7 +84,7 @@ def to_dataclasses(cfg: DictConfig) -> tuple[EnvConfig, AlgoConfig, RewardConfig
     assert isinstance(train, dict)
     env["reward_mode"] = reward["name"]  # the env computes throughput / dpp / lagrangian rewards
     if env.get("trace_path") is None:
-        from gelato_env.traces.default import default_trace  # built on first use (minutes)
+        from gelato_env.traces.default import default_trace  # shipped in the package
 
         env["trace_path"] = str(default_trace().path)
     return (

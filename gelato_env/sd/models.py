@@ -21,7 +21,7 @@ import mmap
 import os
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class ModelPair:
         vocab_size: V, the shared vocabulary both models' logits are cut to (smaller than a
             padded model's logits width, see the module docstring); None for a pair built
             without :func:`pair_from_models`, whose V is then the models' common logits width.
+        provenance: where the weights came from (packages, versions, file hashes, licence),
+            recorded in trace headers; empty when unknown.
     """
 
     draft: Any
@@ -53,6 +55,7 @@ class ModelPair:
     target_id: str
     eos_token_id: int | None
     vocab_size: int | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def shared_vocab_size(self) -> int:
         """V: :attr:`vocab_size`, or the common logits width (checked) when that is None."""

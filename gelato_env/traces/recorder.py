@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 import gelato_env
 from gelato_env.sd.models import ModelPair
+from gelato_env.storage import write_bytes_atomic
 from gelato_env.traces.prompts import PromptTokens
 from gelato_env.traces.store import COLUMNS, Trace, TraceError, load_trace, write_trace
 
@@ -233,9 +234,7 @@ def _save_chunk(path: Path, prompt: PromptTokens, columns: dict[str, npt.NDArray
     buf = io.BytesIO()
     prompt_arr = np.asarray(prompt.token_ids, dtype=np.int32)
     np.savez(buf, prompt_id=np.asarray(prompt.id), prompt_tokens=prompt_arr, **columns)  # type: ignore[arg-type]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def _load_chunk(path: Path, prompt: PromptTokens) -> dict[str, npt.NDArray[Any]]:

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gelato_env.storage import write_bytes_atomic
+
 SCHEMA_VERSION = 1
 HEADER_FILE = "header.json"
 
@@ -143,15 +145,6 @@ def content_checksum(meta: dict[str, Any], column_hashes: dict[str, str]) -> str
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _atomic_save_npy(path: Path, array: npt.NDArray[Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -198,7 +191,7 @@ def write_trace(
         columns=columns,
         **{**meta, "prompt_ids": tuple(meta["prompt_ids"])},
     )
-    _atomic_write_bytes(header_path, header.to_json().encode())
+    write_bytes_atomic(header_path, header.to_json().encode())
     return header
 
 

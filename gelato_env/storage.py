@@ -1,0 +1,53 @@
+"""Where gelato keeps files, and how it writes them: the cache root and atomic writes.
+
+The cache root holds what is derived once and reused (the real model pair's assembled GGUF
+files and converted safetensors directories): ``$GELATO_CACHE_DIR`` if set, else the user cache
+directory (``platformdirs.user_cache_dir("gelato")``). Atomic writes go to a temporary file
+next to the target and are renamed over it, so an interrupted write never leaves a half file.
+Used by every layer (no gelato imports here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CACHE_ENV_VAR = "GELATO_CACHE_DIR"
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``cache_dir`` if given, else ``$GELATO_CACHE_DIR``, else the user cache dir."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get(CACHE_ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("gelato"))
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_bytes_atomic(Path(d) / "x.bin", b"abc")
+    ...     (Path(d) / "x.bin").read_bytes()
+    b'abc'
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
