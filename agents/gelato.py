@@ -608,7 +608,6 @@ def calibration_trace(base: Any, path: str | None) -> Any:
     if not prompts or list(prompts[0]) != trace.prompt_ids_of(0).tolist():
         return None  # not the default pair's backend
     return trace
-    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,12 @@ def main() -> int:
     if not 1 <= args.prompts <= trace.n_prompts:
         raise SystemExit(f"--prompts must be in [1, {trace.n_prompts}], got {args.prompts}")
     pair = load_qwen_pair(header.provenance.get("target_dtype", DEFAULT_DTYPE), progress=False)
+    recorded = (header.draft_id, header.target_id)
+    if recorded != (pair.draft_id, pair.target_id):
+        raise SystemExit(
+            f"{trace.path}: recorded with {recorded[0]} -> {recorded[1]}, but the live pair is "
+            f"{pair.draft_id} -> {pair.target_id}"
+        )
     decoder = SpeculativeDecoder.from_pair(
         pair, gamma_max=header.gamma_max, p_top=header.p_top,
         max_new_tokens=header.max_new_tokens, temperature=0.0,

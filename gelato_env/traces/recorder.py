@@ -336,6 +336,18 @@ def finalize_recorded(directory: str | os.PathLike[str]) -> Trace:
     return load_trace(root)
 
 
+def _check_token_ids(pair: ModelPair, prompts: Sequence[PromptTokens]) -> None:
+    """Refuse, before any work, a prompt with token ids outside the pair's vocabulary."""
+    vocab = pair.shared_vocab_size()
+    for prompt in prompts:
+        low, high = min(prompt.token_ids), max(prompt.token_ids)
+        if low < 0 or high >= vocab:
+            raise ValueError(
+                f"prompt {prompt.id!r} has token ids {low}..{high}, outside the pair's vocabulary "
+                f"[0, {vocab}): were the prompts tokenized with another tokenizer?"
+            )
+
+
 def record_trace(
     pair: ModelPair,
     prompts: Sequence[PromptTokens],
@@ -369,6 +381,7 @@ def record_trace(
     if len(set(ids)) != len(ids):
         raise ValueError(f"prompt ids must be unique, got duplicates in {ids}")
     _check_context(pair, prompts, cfg)
+    _check_token_ids(pair, prompts)
     root = Path(directory)
     (root / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
     meta = _manifest(pair, cfg, prompt_set)

@@ -124,3 +124,16 @@ def test_sampling_trace_records_acceptance_probabilities(micro_pair, tmp_path):
 def test_record_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RecordConfig(**kwargs)
+
+
+def test_prompt_ids_outside_the_vocabulary_are_refused_before_work(micro_pair, tmp_path):
+    from gelato_env.sd.models import pair_from_models
+
+    draft, target = micro_pair
+    pair = pair_from_models(draft, target, eos_token_id=1)
+    prompts = [PromptTokens("ok", (2, 3, 4)), PromptTokens("too-big", (2, 64, 5))]
+    with pytest.raises(ValueError, match=r"prompt 'too-big' has token ids 2\.\.64, outside"):
+        record_trace(pair, prompts, tmp_path / "t", RecordConfig(max_new_tokens=4), progress=False)
+    assert not (tmp_path / "t" / "chunks").exists() or not any(
+        (tmp_path / "t" / "chunks").iterdir()
+    )
