@@ -34,14 +34,11 @@ def load(pair_name: str, n_prompts: int, dtype: str) -> tuple[Any, list[Any], st
 
     if pair_name == "qwen":
         from gelato_env.sd.qwen_pair import load_qwen_pair
-        from gelato_env.traces.prompts import humaneval_prompts
+        from gelato_env.traces.prompts import humaneval_prompts, tokenize_prompts
 
-        pair = load_qwen_pair(dtype=dtype)
-        return (
-            pair,
-            humaneval_prompts(pair.tokenizer)[:n_prompts],
-            f"Qwen2.5-Coder 0.5B->1.5B {dtype}",
-        )
+        pair = load_qwen_pair(dtype=dtype, progress=False)
+        texts = humaneval_prompts(n_prompts, tokenizer=pair.tokenizer)
+        return pair, tokenize_prompts(texts, pair.tokenizer), f"Qwen2.5-Coder 0.5B->1.5B {dtype}"
     from gelato_env.sd.synthetic import synthetic_pair
 
     pair = synthetic_pair((2, 64), (4, 128), eos_token_id=None)

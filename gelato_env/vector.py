@@ -592,6 +592,30 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         info.update({f"_{key}": everywhere for key in RESET_INFO_KEYS})
         return self._observations(), info
 
+    def _checked_actions(self, actions: Any) -> IntArray:
+        """Actions as int64, refused (not truncated) unless integral, in range and well shaped.
+
+        Raises:
+            ValueError: naming the expected shape and ranges, and the offending values.
+        """
+        raw = np.asarray(actions)
+        shape = (self.num_envs, 2) if self._threshold_mode else (self.num_envs,)
+        if raw.shape != shape:
+            raise ValueError(f"actions must have shape {shape}, got {raw.shape}")
+        if raw.dtype.kind not in "iuf" or (
+            raw.dtype.kind == "f" and not np.all(np.isfinite(raw) & (raw == np.round(raw)))
+        ):
+            raise ValueError(f"actions must be integers, got {raw.dtype} values {raw}")
+        a = raw.astype(np.int64)
+        budget = a[:, 0] if self._threshold_mode else a
+        if budget.min() < 0 or budget.max() > self._gamma_max:
+            raise ValueError(f"budgets must be in Discrete({self._gamma_max + 1}), got {budget}")
+        if self._threshold_mode and (a[:, 1].min() < 0 or a[:, 1].max() >= self._levels.shape[0]):
+            raise ValueError(
+                f"threshold levels must be in Discrete({self._levels.shape[0]}), got {a[:, 1]}"
+            )
+        return a
+
     def step(
         self, actions: Any
     ) -> tuple[ObsArray, FloatArray, BoolArray, BoolArray, dict[str, Any]]:
@@ -605,19 +629,14 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
             ``(obs (N, obs_dim), rewards (N,), terminated (N,), truncated (N,), info)``; ``info``
             maps each of :data:`STEP_INFO_KEYS` to an ``(N,)`` array, with a ``_key`` mask.
         """
-        assert self._ready, "call reset() before step()"
-        a = np.asarray(actions, dtype=np.int64)
+        if not self._ready:
+            raise RuntimeError("call reset() before step()")
+        a = self._checked_actions(actions)
         if self._threshold_mode:
-            assert a.shape == (self.num_envs, 2), f"actions must have shape ({self.num_envs}, 2)"
             budget, level = a[:, 0], a[:, 1]
-            assert 0 <= level.min() <= level.max() < self._levels.shape[0], f"bad levels {level}"
             levels: IntArray | None = level
         else:
-            assert a.shape == (self.num_envs,), f"actions must have shape ({self.num_envs},)"
             budget, levels = a, None
-        assert 0 <= budget.min() <= budget.max() <= self._gamma_max, (
-            f"actions {budget} are not in Discrete({self._gamma_max + 1})"
-        )
 
         stepped: Index = slice(None)
         reset_now = self._needs_reset.copy()

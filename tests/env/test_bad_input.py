@@ -181,3 +181,24 @@ def test_action_checks_survive_python_optimize(trace_path: str) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "played" not in proc.stdout
     assert proc.stdout.count("refused") == 3
+
+
+VECTOR_BAD_ACTIONS = [
+    (np.array([2.5, 1.0]), "must be integers"),
+    (np.array([np.nan, 1.0]), "must be integers"),
+    (np.array([1, 2, 3]), "must have shape"),
+    (np.array([9, 1]), r"budgets must be in Discrete\(9\)"),
+    (np.array([-1, 1]), r"budgets must be in Discrete\(9\)"),
+    (np.array(["a", "b"]), "must be integers"),
+]
+
+
+@pytest.mark.parametrize(("actions", "match"), VECTOR_BAD_ACTIONS)
+def test_vector_env_refuses_bad_actions(micro_trace, actions, match):  # type: ignore[no-untyped-def]
+    """The vector env checks actions without asserts (they would vanish under python -O)."""
+    from gelato_env.vector import GelatoVectorEnv
+
+    venv = GelatoVectorEnv(2, trace_path=str(micro_trace.path))
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        venv.step(actions)
