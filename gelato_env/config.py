@@ -1,7 +1,7 @@
 """The environment's configuration schema: one frozen dataclass mirroring ``GelatoEnv``'s kwargs.
 
 Hydra scripts compose ``conf/env/*.yaml`` into a ``DictConfig``, convert it with
-:meth:`EnvConfig.from_dict` (the library never sees a ``DictConfig``, DESIGN.md §1) and build
+:meth:`EnvConfig.from_dict` (the library never sees a ``DictConfig``, docs/design.md §1) and build
 the env with ``GelatoEnv.from_config`` or :func:`gelato_env.registration.make_env`.
 Validation here checks names and ranges before any model or trace is loaded; names that live in
 other packages (system settings, channel processes, exit rules) are checked when the env is built.
@@ -108,7 +108,7 @@ class EnvConfig:
         channel: channel process name (``rayleigh``, ``gauss_markov``, ...).
         channel_params: keyword parameters of the channel process.
         payload: payload protocol (``topp``, ``full``, ``dssd``); None keeps the setting's.
-        budget_mode: how the energy allowance accrues (DESIGN.md §5).
+        budget_mode: how the energy allowance accrues (docs/design.md §5).
         budget_value: the allowance (> 0): J per round, J per token or W, by ``budget_mode``;
             ``math.inf`` means unconstrained.
         v: drift-plus-penalty weight V of reward mode ``dpp`` (reward units per tokens/s).

@@ -1,4 +1,4 @@
-"""The Gymnasium environment: one device-edge speculative-decoding round per step (DESIGN.md §7)."""
+"""The Gymnasium environment: one device-edge SD round per step (docs/design.md §7)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
     ## Description
 
     A small draft LLM runs on a battery-powered device; a large target LLM verifies its drafts at
-    an edge server across a wireless uplink (DESIGN.md §2-§5). Each step is one speculative-
+    an edge server across a wireless uplink (docs/design.md §2-§5). Each step is one speculative-
     decoding round: the agent picks a drafting budget, the device drafts (an exit rule may stop
     early), the draft crosses the link (payload protocol ``topp``/``full``/``dssd``), the target
     verifies losslessly, and the round's latency T_k and device energy E_k follow from the system
@@ -677,8 +677,8 @@ class _CostModel:
     """``round_cost`` on the modelled clock, memoized over its discrete inputs (the hot path).
 
     ``round_cost`` is affine in the uplink time S_up/R_k (T_k gains S_up/R_k, E_k gains
-    p_tx * S_up/R_k; DESIGN.md §3), and everything else depends on (gamma, rejected) only. So the
-    env evaluates ``round_cost`` once per (gamma, rejected) at zero uplink bits and adds the
+    p_tx * S_up/R_k; docs/design.md §3), and everything else depends on (gamma, rejected) only.
+    So the env evaluates ``round_cost`` once per (gamma, rejected) at zero uplink bits and adds the
     uplink term per round; payload bits are memoized per (gamma, sum of top-p sizes).
     ``tests/env/test_dynamics.py`` checks the result against ``round_cost`` itself.
     """

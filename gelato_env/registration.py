@@ -6,8 +6,8 @@ Importing :mod:`gelato_env` registers:
 id                             what it is
 =============================  ===========================================================
 ``gelato/DeviceEdgeSD-v0``     replay backend over a recorded trace of real models
-                               (``trace_path=``; default: ``default_trace_path()``, built
-                               lazily at construction); deterministic given the seed
+                               (``trace_path=``; default: the trace shipped in the
+                               package); deterministic given the seed
 ``gelato/DeviceEdgeSD-Live-v0``  live ``transformers`` models every round (``backend=`` a
                                ``RoundBackend``, or ``model_pair="default"``); modelled clock
                                by default (deterministic); ``clock="measured"`` flags the

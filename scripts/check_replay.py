@@ -1,4 +1,4 @@
-"""Check that trace replay reproduces live SD rounds on real models (DESIGN.md §6).
+"""Check that trace replay reproduces live SD rounds on real models (docs/design.md §6).
 
 Runs the same random budget sequence and exit rule through the live engine (real draft and
 target forwards, ``LiveBackend``) and through the replay of the trace recorded from the same

