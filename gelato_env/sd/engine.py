@@ -64,6 +64,12 @@ def cache_kwarg(model: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
+def cache_layers_kv(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A ``DynamicCache``'s per-layer ``(keys, values)``, each ``(B, H, N, D)``."""
+    layers: list[Any] = list(cache.layers)
+    return [(layer.keys, layer.values) for layer in layers]
+
+
 def _device_of(model: Any) -> torch.device:
     return next(model.parameters()).device
 
@@ -416,7 +422,7 @@ class SpeculativeDecoder:
         lm = {"draft": self._draft, "target": self._target}[side]
         if lm.cache is None or lm.n_cached == 0:
             return None
-        return [(layer.keys, layer.values) for layer in lm.cache.layers]
+        return cache_layers_kv(lm.cache)
 
     def generate(
         self,

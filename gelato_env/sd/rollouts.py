@@ -37,7 +37,7 @@ import numpy.typing as npt
 import torch
 from transformers import DynamicCache
 
-from gelato_env.sd.engine import SpeculativeDecoder, cache_kwarg
+from gelato_env.sd.engine import SpeculativeDecoder, cache_kwarg, cache_layers_kv
 from gelato_env.sd.exit_rules import NoExit
 from gelato_env.sd.models import ModelPair
 from gelato_env.sd.verify import entropy_max_prob, log_probs, topp_size
@@ -133,7 +133,7 @@ def _extend_kv(model: Any, kv: LayerKV | None, seq: Sequence[int], n_needed: int
     device = _device(model)
     ids = torch.tensor([list(seq[n_have:n_needed])], dtype=torch.long, device=device)
     model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_kwarg(model): cache})
-    return [(layer.keys, layer.values) for layer in cache.layers]
+    return cache_layers_kv(cache)
 
 
 class _SharedPrefixRows:
