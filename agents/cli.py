@@ -8,15 +8,16 @@ groups, overrides, ``--help``, output directories and exit code)::
     gelato-evaluate agents=[gelato,static_topp]
     gelato-record out_dir=traces/mine
 
-The scripts read their configs from ``conf/`` next to them, so the console scripts need an
-installation from a checkout (``pip install -e .``, what ``make install`` does); a wheel ships
-neither ``scripts/`` nor ``conf/`` yet, and then every command says so.
+The configs ship inside the package (``gelato_env/conf``, Hydra's ``pkg://gelato_env.conf``).
+The scripts run from the checkout (an editable install, what ``make install`` does) or, from a
+wheel, from ``<prefix>/share/gelato-env/scripts`` (``pyproject.toml``'s ``data-files``).
 """
 
 from __future__ import annotations
 
 import runpy
 import sys
+import sysconfig
 from pathlib import Path
 
 #: console-script job -> the script it runs
@@ -25,6 +26,11 @@ SCRIPTS: dict[str, str] = {
     "evaluate": "evaluate.py",
     "record": "record_traces.py",
 }
+#: where the scripts are: the checkout's ``scripts/``, else a wheel's installed data files
+SCRIPT_DIRS: tuple[Path, ...] = (
+    Path(__file__).resolve().parent.parent / "scripts",
+    Path(sysconfig.get_path("data")) / "share" / "gelato-env" / "scripts",
+)
 
 
 def script_path(job: str) -> Path:
@@ -32,19 +38,17 @@ def script_path(job: str) -> Path:
 
     Raises:
         ValueError: an unknown job (the message lists the jobs).
-        FileNotFoundError: the installation has no ``scripts/`` and ``conf/`` (a wheel).
+        FileNotFoundError: none of :data:`SCRIPT_DIRS` holds the script (a broken install).
     """
     if job not in SCRIPTS:
         raise ValueError(f"job must be one of {sorted(SCRIPTS)}, got {job!r}")
-    root = Path(__file__).resolve().parent.parent
-    path = root / "scripts" / SCRIPTS[job]
-    if not path.is_file() or not (root / "conf").is_dir():
-        raise FileNotFoundError(
-            f"gelato-{job} runs {path} with the configs in {root / 'conf'}, which this "
-            f"installation lacks; install gelato from a checkout (pip install -e .) or run "
-            f"python scripts/{SCRIPTS[job]} there"
-        )
-    return path
+    for folder in SCRIPT_DIRS:
+        if (folder / SCRIPTS[job]).is_file():
+            return folder / SCRIPTS[job]
+    raise FileNotFoundError(
+        f"gelato-{job} runs {SCRIPTS[job]}, which none of {[str(d) for d in SCRIPT_DIRS]} "
+        f"holds; reinstall gelato (pip install -e . in a checkout, or its wheel)"
+    )
 
 
 def _run(job: str) -> None:

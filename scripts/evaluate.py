@@ -350,7 +350,7 @@ def log_wandb(cfg: DictConfig, rows: list[dict[str, Any]], runs: list[AgentRun],
     run.finish()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="pkg://gelato_env.conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:

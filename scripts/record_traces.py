@@ -87,13 +87,13 @@ def output_dir(cfg: DictConfig, record: RecordConfig, prompt_set: str) -> Path:
     return Path("traces") / f"{cfg.pair.kind}-{prompt_set.replace(':', '-')}"
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="record_traces")
+@hydra.main(version_base="1.3", config_path="pkg://gelato_env.conf", config_name="record_traces")
 def main(cfg: DictConfig) -> None:
     record = RecordConfig(**OmegaConf.to_container(cfg.record, resolve=True))  # type: ignore[arg-type]
     pair = load_models(cfg.pair)
     prompts, prompt_set = load_prompts(cfg.prompts, pair)
     out = output_dir(cfg, record, prompt_set)
-    # Hydra changes nothing about cwd (version_base=None keeps hydra.job.chdir false)
+    # Hydra changes nothing about cwd (version_base 1.3 keeps hydra.job.chdir false)
     trace, stats = record_trace(pair, prompts, out, record, prompt_set=prompt_set,
                                 progress=cfg.progress)  # fmt: skip
     summary = summarize(trace)

@@ -365,7 +365,7 @@ def load_agent_config(name: str) -> tuple[str, str, dict[str, Any]]:
     return preset.name, preset.label, preset.params
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://gelato_env.conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     main_impl(cfg)
