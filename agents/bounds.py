@@ -40,7 +40,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gelato_env.sd.exit_rules import NoExit
 from gelato_env.system import EnergyBudget, SystemParams, downlink_bits, round_cost, uplink_bits
+from gelato_env.traces.rounds import RoundTable
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -234,28 +236,34 @@ class _Table:
 
 
 def _outcome_table(ep: Episode, system: SystemParams, budget: EnergyBudget) -> _Table:
+    """Every (round k, position t, draft length gamma) of an episode, played by the replay rules.
+
+    The rounds are :class:`~gelato_env.traces.rounds.RoundTable`'s (the env's), with no exit
+    rule: the clairvoyant chooses gamma itself.
+    """
     length, g_rec = ep.match.shape
     g_max = min(system.gamma_max, g_rec)
+    rounds = RoundTable.build(
+        accept_prob=ep.match, entropy=None, max_prob=None, prompt_offsets=[0, length],
+        max_new_tokens=ep.max_new_tokens, gamma_max=g_max, rules=[NoExit()],
+    )  # fmt: skip
     t = np.arange(length)[:, None]  # (L, 1)
-    gamma = np.arange(g_max + 1)[None, :]  # (1, G+1)
-    n_drafted = np.minimum(gamma, np.maximum(ep.max_new_tokens - t - 1, 0))  # (L, G+1)
-    leading = np.cumprod(ep.match[:, :g_max], axis=1).sum(axis=1)[:, None]  # (L, 1)
-    n_accepted = np.minimum(leading, n_drafted)
-    n_tokens = np.minimum(n_accepted + 1, length - t)  # EOS: the output ends at L
+    out = rounds.play(t, np.arange(g_max + 1)[None, :])  # each field (L, G+1)
+    n_drafted = out.n_drafted
     topp_cum = np.concatenate(
         [np.zeros((length, 1), np.int64), np.cumsum(ep.topp_size[:, :g_max], axis=1)], axis=1
     )
     topp_sum = np.take_along_axis(topp_cum, n_drafted, axis=1)  # (L, G+1)
     ul = uplink_bits(n_drafted, topp_sum, system.payload)
-    dl = downlink_bits(n_accepted < n_drafted, system.payload, system.gamma_max)
+    dl = downlink_bits(out.n_accepted < n_drafted, system.payload, system.gamma_max)
     rate = ep.rate_bps[:length, None, None]  # (K, 1, 1)
     cost = round_cost(n_drafted[None], ul[None], dl[None], rate, system)  # (K, L, G+1)
     latency = np.asarray(cost.latency_s, dtype=np.float64)
     energy = np.asarray(cost.energy_j, dtype=np.float64)
-    net = energy - budget.allowance(n_tokens[None], latency)
+    net = energy - budget.allowance(out.n_tokens[None], latency)
     return _Table(
-        n_tokens=n_tokens.astype(np.int64),
-        next_pos=(t + n_tokens).astype(np.int64),
+        n_tokens=out.n_tokens.astype(np.int64),
+        next_pos=(t + out.n_tokens).astype(np.int64),
         latency_s=latency,
         energy_j=energy,
         net_energy_j=np.asarray(net, dtype=np.float64),

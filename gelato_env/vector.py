@@ -90,8 +90,8 @@ from gelato_env.observation import (
 )
 from gelato_env.prompt_order import prompt_order as make_prompt_order
 from gelato_env.sd.exit_rules import (
-    VECTORIZED_RULES,
     ExitRule,
+    is_batched,
     make_exit_rule,
     realized_lengths,
 )
@@ -192,7 +192,7 @@ class _RoundTables:
         n_pos = entropy.shape[0]
 
         self.lengths: npt.NDArray[np.integer[Any]] | None = None
-        if type(exit_rule) in VECTORIZED_RULES:  # a subclass may change the rule: run it
+        if is_batched(exit_rule):  # a subclass may change the rule: run it
             tables = [
                 _length_table(exit_rule, entropy, max_prob, g, level)
                 for level in (levels if levels is not None else [None])

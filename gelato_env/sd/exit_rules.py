@@ -9,13 +9,19 @@ one token at a time) and trace replay (which sees all recorded tokens at once) a
 All rules are frozen dataclasses; their state (the entropy bucket Theta, the survival product)
 is recomputed from the round's statistics, so nothing leaks between rounds. This module imports
 no torch.
+
+Each built-in rule writes its math once, as :meth:`BatchRule.stop_mask` over a batch of rounds
+(one row per round, one column per drafted token); the scalar :meth:`~ExitRule.stop_after` the
+live engine calls after every token is the first stop of a one-row batch. Replay builds its
+per-position tables from ``stop_mask`` over a whole trace (:mod:`gelato_env.traces.rounds`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -65,19 +71,62 @@ def _check_finite(name: str, value: float, *, positive: bool = False) -> None:
         raise ValueError(f"{name} must be > 0, got {value}")
 
 
+class BatchRule:
+    """Base of the built-in rules: the rule is :meth:`stop_mask`, ``stop_after`` derives from it.
+
+    ``stop_mask`` must be causal (column j reads columns 0..j only), so the first stop within a
+    cap c is min(first stop, c) and one mask over all recorded tokens serves every cap.
+    A subclass that overrides ``stop_after`` instead is run round by round
+    (:func:`is_batched`).
+    """
+
+    __slots__ = ()
+    name: ClassVar[str]
+
+    def stop_mask(self, entropy: FloatArray, max_prob: FloatArray) -> BoolArray:
+        """Whether drafting stops after each token, shape ``(N, G)``.
+
+        Args:
+            entropy: shape ``(N, G)``, entropy of q_1..q_G of N rounds, nats.
+            max_prob: shape ``(N, G)``, max-probability of the same tokens.
+        """
+        raise NotImplementedError
+
+    def stop_after(self, entropy: FloatArray, max_prob: FloatArray) -> int:
+        """First 1-based index i at which drafting stops after token i, or 0 if it never does."""
+        if entropy.shape[0] == 0:
+            return 0
+        return _first_true(self.stop_mask(entropy[None, :], max_prob[None, :])[0])
+
+    def stop_indices(self, entropy: FloatArray, max_prob: FloatArray) -> IntArray:
+        """Per round, the first stop over all G tokens (1-based), G when none: shape ``(N,)``."""
+        mask = self.stop_mask(entropy, max_prob)
+        g = mask.shape[1]
+        return np.where(mask.any(axis=1), mask.argmax(axis=1) + 1, g).astype(np.int64)
+
+
+def is_batched(rule: ExitRule) -> bool:
+    """Whether ``rule`` runs as its batch form: a :class:`BatchRule` keeping the derived scalar.
+
+    >>> is_batched(EntropyBucket()), is_batched(Survival())
+    (True, True)
+    """
+    return isinstance(rule, BatchRule) and type(rule).stop_after is BatchRule.stop_after
+
+
 @dataclass(frozen=True, slots=True)
-class NoExit:
+class NoExit(BatchRule):
     """Never stop early: draft the full budget."""
 
     name: ClassVar[str] = "none"
 
-    def stop_after(self, entropy: FloatArray, max_prob: FloatArray) -> int:
-        """Always 0 (no early exit)."""
-        return 0
+    def stop_mask(self, entropy: FloatArray, max_prob: FloatArray) -> BoolArray:
+        """Never."""
+        return np.zeros(entropy.shape, dtype=np.bool_)
 
 
 @dataclass(frozen=True, slots=True)
-class EntropyThreshold:
+class EntropyThreshold(BatchRule):
     """Stop after the first token whose entropy exceeds ``threshold_nats`` (H_i > H_th)."""
 
     threshold_nats: float = 1.5  # [D] about the median draft entropy on the default pair
@@ -86,13 +135,13 @@ class EntropyThreshold:
     def __post_init__(self) -> None:
         _check_finite("threshold_nats", self.threshold_nats)
 
-    def stop_after(self, entropy: FloatArray, max_prob: FloatArray) -> int:
-        """First i with H_i > H_th."""
-        return _first_true(entropy > self.threshold_nats)
+    def stop_mask(self, entropy: FloatArray, max_prob: FloatArray) -> BoolArray:
+        """H_i > H_th."""
+        return entropy > self.threshold_nats
 
 
 @dataclass(frozen=True, slots=True)
-class EntropyBucket:
+class EntropyBucket(BatchRule):
     """GELATO's generative-entropy bucket (docs/design.md §2; reconstructed [S]).
 
     Theta_i = max(0, Theta_{i-1} + H_i - H_th), Theta_0 = 0 each round; stop after token i when
@@ -109,18 +158,18 @@ class EntropyBucket:
         if self.bucket_nats < 0:
             raise ValueError(f"bucket_nats must be >= 0, got {self.bucket_nats}")
 
-    def stop_after(self, entropy: FloatArray, max_prob: FloatArray) -> int:
-        """First i with Theta_i > Theta_th (a reflected random walk, so a short loop)."""
-        theta = 0.0
-        for i, h in enumerate(entropy.tolist(), start=1):
-            theta = max(0.0, theta + h - self.threshold_nats)
-            if theta > self.bucket_nats:
-                return i
-        return 0
+    def stop_mask(self, entropy: FloatArray, max_prob: FloatArray) -> BoolArray:
+        """Theta_i > Theta_th (a reflected random walk: a loop over the G columns, not rounds)."""
+        theta = np.zeros(entropy.shape[0])
+        stop = np.zeros(entropy.shape, dtype=np.bool_)  # (N, G)
+        for j in range(entropy.shape[1]):  # Theta_j = max(0, Theta_{j-1} + H_j - H_th)
+            theta = np.maximum(0.0, theta + entropy[:, j] - self.threshold_nats)
+            stop[:, j] = theta > self.bucket_nats
+        return stop
 
 
 @dataclass(frozen=True, slots=True)
-class Survival:
+class Survival(BatchRule):
     """Stop when the estimated probability that all drafted tokens are accepted falls below eps.
 
     alpha^(H) = min(1, a * exp(b * H)) maps entropy to per-token acceptance (docs/design.md §2;
@@ -140,14 +189,14 @@ class Survival:
         if not 0.0 < self.epsilon < 1.0:
             raise ValueError(f"epsilon must be in (0, 1), got {self.epsilon}")
 
-    def stop_after(self, entropy: FloatArray, max_prob: FloatArray) -> int:
-        """First i with prod_{j<=i} alpha^(H_j) < epsilon."""
+    def stop_mask(self, entropy: FloatArray, max_prob: FloatArray) -> BoolArray:
+        """prod_{j<=i} alpha^(H_j) < epsilon."""
         alpha = np.minimum(1.0, self.a * np.exp(self.b * entropy))
-        return _first_true(np.cumprod(alpha) < self.epsilon)
+        return np.cumprod(alpha, axis=1) < self.epsilon
 
 
 @dataclass(frozen=True, slots=True)
-class ConfidenceStop:
+class ConfidenceStop(BatchRule):
     """Stop after the first token whose draft max-probability is below ``min_prob``.
 
     The confidence-stop baseline (transformers' ``assistant_confidence_threshold`` uses 0.4).
@@ -161,13 +210,13 @@ class ConfidenceStop:
         if not 0.0 <= self.min_prob <= 1.0:
             raise ValueError(f"min_prob must be in [0, 1], got {self.min_prob}")
 
-    def stop_after(self, entropy: FloatArray, max_prob: FloatArray) -> int:
-        """First i with max_v q_i(v) < min_prob."""
-        return _first_true(max_prob < self.min_prob)
+    def stop_mask(self, entropy: FloatArray, max_prob: FloatArray) -> BoolArray:
+        """max_v q_i(v) < min_prob."""
+        return max_prob < self.min_prob
 
 
 @dataclass(frozen=True, slots=True)
-class AdaEDL:
+class AdaEDL(BatchRule):
     """AdaEDL-style entropy stop (Agrawal et al., 2024, arXiv 2410.18351), static threshold.
 
     The acceptance lower bound beta_i = 1 - sqrt(scale * H_i); stop after token i when
@@ -182,23 +231,33 @@ class AdaEDL:
         _check_finite("scale", self.scale, positive=True)
         _check_finite("threshold", self.threshold)
 
-    def stop_after(self, entropy: FloatArray, max_prob: FloatArray) -> int:
-        """First i with 1 - sqrt(scale * H_i) < threshold."""
+    def stop_mask(self, entropy: FloatArray, max_prob: FloatArray) -> BoolArray:
+        """1 - sqrt(scale * H_i) < threshold."""
         beta = 1.0 - np.sqrt(self.scale * np.maximum(entropy, 0.0))
-        return _first_true(beta < self.threshold)
+        return beta < self.threshold
 
 
-#: the built-in rules; :func:`realized_lengths` runs these exact types as array operations (a
-#: subclass may change the rule, so it runs per round)
-VECTORIZED_RULES: tuple[type[Any], ...] = (
-    NoExit,
-    EntropyThreshold,
-    EntropyBucket,
-    Survival,
-    ConfidenceStop,
-    AdaEDL,
-)
-EXIT_RULES: dict[str, type[Any]] = {cls.name: cls for cls in VECTORIZED_RULES}
+#: the built-in rules, by name
+EXIT_RULES: dict[str, type[BatchRule]] = {
+    cls.name: cls
+    for cls in (NoExit, EntropyThreshold, EntropyBucket, Survival, ConfidenceStop, AdaEDL)
+}
+#: rules with a ``threshold_nats`` parameter (the ``budget_threshold`` action mode sets it)
+THRESHOLD_RULES: tuple[str, ...] = ("entropy_threshold", "entropy_bucket")
+
+
+def with_threshold(rule: ExitRule, threshold_nats: float) -> ExitRule:
+    """``rule`` with its ``threshold_nats`` replaced (``budget_threshold`` levels).
+
+    Raises:
+        ValueError: the rule has no ``threshold_nats`` parameter.
+    """
+    if rule.name not in THRESHOLD_RULES or not hasattr(rule, "threshold_nats"):
+        raise ValueError(
+            f"per-round threshold_nats needs a threshold rule {list(THRESHOLD_RULES)}, "
+            f"got {rule.name!r}"
+        )
+    return dataclasses.replace(rule, threshold_nats=float(threshold_nats))  # type: ignore[type-var]
 
 
 def _first_within(mask: BoolArray, cap: IntArray) -> IntArray:
@@ -217,9 +276,8 @@ def realized_lengths(
 ) -> IntArray:
     """Realized draft lengths of N rounds (``realized_length`` of each row).
 
-    The built-in rules run as array operations (a cumulative product for ``survival``, a loop
-    over the G columns -- not over rounds -- for the entropy bucket's reflected walk); any other
-    ``ExitRule`` falls back to one ``realized_length`` call per round.
+    A :class:`BatchRule` runs its ``stop_mask`` on the whole batch; any other ``ExitRule`` runs
+    one ``realized_length`` call per round.
 
     Args:
         rule: the exit rule.
@@ -232,33 +290,23 @@ def realized_lengths(
     Returns:
         Shape ``(N,)``, int64, 0 <= gamma <= cap.
 
+    Raises:
+        ValueError: ``threshold_nats`` for a rule without that parameter.
+
     >>> realized_lengths(EntropyThreshold(1.0), np.array([[0.2, 1.5, 0.1]]), np.ones((1, 3)),
     ...                  np.array([3]))
     array([2])
     """
-    if isinstance(rule, NoExit):
-        return cap.copy()
-    if isinstance(rule, EntropyThreshold):
-        th = rule.threshold_nats if threshold_nats is None else threshold_nats[:, None]
-        return _first_within(entropy > th, cap)
-    if isinstance(rule, EntropyBucket):
-        th_col = rule.threshold_nats if threshold_nats is None else threshold_nats
-        theta = np.zeros(entropy.shape[0])
-        stop = np.zeros(entropy.shape, dtype=np.bool_)  # (N, G)
-        for j in range(entropy.shape[1]):  # Theta_j = max(0, Theta_{j-1} + H_j - H_th)
-            theta = np.maximum(0.0, theta + entropy[:, j] - th_col)
-            stop[:, j] = theta > rule.bucket_nats
-        return _first_within(stop, cap)
     if threshold_nats is not None:
-        raise ValueError(f"per-round threshold_nats needs a threshold rule, got {rule.name!r}")
-    if isinstance(rule, Survival):
-        alpha = np.minimum(1.0, rule.a * np.exp(rule.b * entropy))
-        return _first_within(np.cumprod(alpha, axis=1) < rule.epsilon, cap)
-    if isinstance(rule, ConfidenceStop):
-        return _first_within(max_prob < rule.min_prob, cap)
-    if isinstance(rule, AdaEDL):
-        beta = 1.0 - np.sqrt(rule.scale * np.maximum(entropy, 0.0))
-        return _first_within(beta < rule.threshold, cap)
+        out = np.empty(cap.shape[0], dtype=np.int64)
+        for level in np.unique(threshold_nats).tolist():
+            rows = threshold_nats == level
+            out[rows] = realized_lengths(
+                with_threshold(rule, level), entropy[rows], max_prob[rows], cap[rows]
+            )
+        return out
+    if is_batched(rule):
+        return _first_within(rule.stop_mask(entropy, max_prob), cap).astype(np.int64)  # type: ignore[attr-defined]
     return np.array(
         [
             realized_length(rule, h, p, int(c))

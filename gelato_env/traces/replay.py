@@ -1,24 +1,14 @@
 """Replay SD rounds from a recorded trace: exact under greedy verification, microseconds a round.
 
-A round starting at output position t with budget gamma~ and an exit rule (the live engine's
-contract, ``gelato_env/sd/engine.py``):
+A round's semantics -- the cap, the exit rule, the leading matches, the end at EOS -- are those
+of :mod:`gelato_env.traces.rounds` (docs/design.md §2, §6), which this backend plays one round at
+a time on Python lists of its per-position tables. Sampling (T > 0) is a documented
+approximation: d_i is accepted when u_i <= accept_prob[t, i] with u_i ~ U(0, 1) from the env's
+``np.random.Generator``, and the emitted tokens are the recorded target tokens (the correction
+token after a rejection is the recorded target token, so the trajectory stays on the recorded,
+target-distributed output).
 
-1. cap = min(gamma~, remaining - 1), remaining = max_new_tokens - t;
-2. gamma = ``realized_length(rule, H[t, :cap], max_prob[t, :cap], cap)`` on the recorded
-   entropies of the draft's continuation from position t (the same tokens the live draft
-   proposes, since the prefix is the target's own output). The built-in rules are causal, so
-   gamma = min(s_t, cap) with s_t the rule's stop index over all gamma_max recorded tokens;
-   s_t is computed at a position's first visit and kept (:class:`_StopIndex`), so a revisited
-   position costs one lookup;
-3. greedy: n_matches = leading recorded match bits; the emitted tokens y_t..y_{t+n_matches} are
-   the target's recorded tokens (= the accepted drafts plus the correction/bonus token).
-   Sampling (T > 0), a documented approximation: d_i is accepted when u_i <= accept_prob[t, i]
-   with u_i ~ U(0, 1) from the env's ``np.random.Generator``, and the emitted tokens are the
-   recorded target tokens, i.e. the correction token after a rejection is the recorded target
-   token and the trajectory stays on the recorded (target-distributed) output;
-4. EOS: the output ends right after an EOS; n_accepted = min(n_matches, tokens emitted).
-
-No torch and no per-round loop over the vocabulary: a round is a few numpy slices.
+No torch and no per-round loop over the vocabulary: a round is a few list lookups and slices.
 """
 
 from __future__ import annotations
@@ -28,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gelato_env.sd.exit_rules import VECTORIZED_RULES, ExitRule, realized_length
+from gelato_env.sd.exit_rules import ExitRule, realized_length
 from gelato_env.sd.round import DraftStats, RoundResult
+from gelato_env.traces.rounds import RoundTable, stop_indices
 from gelato_env.traces.store import HEADER_FILE, Trace, check_request, load_trace
 
 
@@ -69,7 +60,6 @@ class ReplayBackend:
         self._gamma_max = trace.gamma_max if gamma_max is None else gamma_max
         self._max_new = trace.header.max_new_tokens if max_new_tokens is None else max_new_tokens
         self._greedy = trace.header.greedy
-        self._eos = trace.header.eos_token_id
         self._offsets = trace.prompt_offsets
         # Hot-path copies in the dtypes RoundResult carries, converted once here rather than
         # per round (the columns are stored compactly and memory-mapped).
@@ -81,16 +71,14 @@ class ReplayBackend:
         for column in (self._entropy, self._max_prob, self._topp_size, self._accept_prob):
             column.flags.writeable = False  # RoundResult arrays are views of these
         self._target_tokens.flags.writeable = False
-        # Greedy: leading recorded match bits per position, shape (n_pos,); a round drafting
-        # gamma tokens from position t accepts min(gamma, n_lead[t]).
-        matches = self._accept_prob >= 0.5  # (n_pos, G)
-        self._n_lead = np.where(
-            matches.all(axis=1), matches.shape[1], np.argmin(matches, axis=1)
-        ).tolist()
-        self._stops = _StopIndex(self._entropy, self._max_prob, self._gamma_max)
+        self.rounds = RoundTable.from_trace(
+            trace, gamma_max=self._gamma_max, max_new_tokens=self._max_new
+        )
+        self._rows = self.rounds.row_lists()
+        self._stops = _StopCache(
+            self._entropy[:, : self._gamma_max], self._max_prob[:, : self._gamma_max]
+        )
         self._row0 = 0
-        self._length = 0  # positions available for the current prompt (<= max_new_tokens)
-        self._eos_end = -1  # position after the prompt's recorded EOS, -1 if not reachable
         self._t = 0
         self._done = True
         self._rng: np.random.Generator | None = None
@@ -134,12 +122,6 @@ class ReplayBackend:
         if not 0 <= prompt_index < self.n_prompts:
             raise ValueError(f"prompt_index must be in [0, {self.n_prompts}), got {prompt_index}")
         self._row0 = int(self._offsets[prompt_index])
-        recorded = int(self._offsets[prompt_index + 1]) - self._row0
-        self._length = min(recorded, self._max_new)
-        # the recorded output holds EOS only as its last token, so only a round ending there
-        # emits it
-        last = int(self._target_tokens[self._row0 + recorded - 1]) if recorded else None
-        self._eos_end = recorded if last is not None and last == self._eos else -1
         self._t = 0
         self._done = False
         self._rng = rng
@@ -161,38 +143,32 @@ class ReplayBackend:
         )
 
     def run_round(self, budget: int, exit_rule: ExitRule) -> RoundResult:
-        """Replay one round (module docstring, steps 1-4)."""
+        """Replay one round (:mod:`gelato_env.traces.rounds`, steps 1-4)."""
         cap = self._cap(budget)
         row = self._row0 + self._t
-        stops = self._stops.table(exit_rule)
-        if stops is None:  # a custom rule: run it on the round's tokens
+        stops = self._stops.get(exit_rule)
+        if stops is None:  # a per-round rule: run it on the round's tokens
             gamma = realized_length(
                 exit_rule, self._entropy[row, :cap], self._max_prob[row, :cap], cap
             )
         else:
             stop = stops[row]
-            if stop == _UNKNOWN:
-                stop = self._stops.fill(stops, exit_rule, row)
             gamma = stop if stop < cap else cap
         accept_prob = self._accept_prob[row, :gamma]
         if self._greedy:
-            n_matches = self._n_lead[row]
+            n_matches = self._rows.n_lead[row]
             if n_matches > gamma:
                 n_matches = gamma
         else:
             assert self._rng is not None
             rejected = np.flatnonzero(self._rng.random(gamma) > accept_prob)
             n_matches = int(rejected[0]) if rejected.size else gamma
-        end = self._t + n_matches + 1
-        if end > self._length:
-            end = self._length
-        n_tokens = end - self._t
-        self._t = end
-        self._done = end == self._eos_end or end >= self._max_new
+        n_tokens, n_accepted, self._done = self._rows.settle(row, n_matches)
+        self._t += n_tokens
         return RoundResult(
             budget=int(budget),
             n_drafted=gamma,
-            n_accepted=n_matches if n_matches < n_tokens else n_tokens,
+            n_accepted=n_accepted,
             tokens=self._target_tokens[row : row + n_tokens],
             entropy=self._entropy[row, :gamma],
             max_prob=self._max_prob[row, :gamma],
@@ -202,60 +178,50 @@ class ReplayBackend:
         )
 
 
-_UNKNOWN = 255  # a position whose stop index is not computed yet (gamma_max < 255)
-_MAX_TABLES = 32  # stop-index tables kept, one per distinct built-in rule
+_MAX_RULES = 32  # stop-index lists kept, one per distinct rule
 
 
-class _StopIndex:
-    """Per-position stop indices of the built-in exit rules over a trace, filled on first visit.
+class _StopCache:
+    """Stop indices (:func:`~gelato_env.traces.rounds.stop_indices`) of the rules played so far.
 
-    The built-in rules are causal (the decision after token i reads tokens 1..i only), so the
-    realized length of a round from position t with cap c is min(s_t, c), s_t being the rule's
-    first stop over all ``gamma_max`` recorded tokens (``gamma_max`` when it never stops). One
-    ``bytearray`` per rule (equal rules share it) holds s_t, or ``_UNKNOWN`` until position t
-    is first played. Custom rules (any other type, which need not be causal) get no table.
+    Computed over the whole trace on a rule's first round (about a millisecond per 10^4 rows)
+    and kept as a list, by rule equality (equal rules share it) and by identity (the env passes
+    one rule object round after round; a hash of a frozen dataclass costs more than a lookup).
+    None for a per-round rule.
 
     Args:
-        entropy: shape ``(n_pos, G)``, recorded draft entropies, nats.
-        max_prob: shape ``(n_pos, G)``, recorded draft max-probabilities.
-        gamma_max: the budgets served, <= G.
+        entropy: shape ``(n_pos, G)``, float64, recorded draft entropies, nats.
+        max_prob: shape ``(n_pos, G)``, float64, recorded draft max-probabilities.
     """
 
-    def __init__(self, entropy: np.ndarray, max_prob: np.ndarray, gamma_max: int) -> None:
-        if gamma_max >= _UNKNOWN:
-            raise ValueError(f"gamma_max must be < {_UNKNOWN}, got {gamma_max}")
-        self._entropy = entropy
-        self._max_prob = max_prob
-        self._gamma_max = gamma_max
-        self._tables: dict[ExitRule, bytearray] = {}  # by rule equality
-        self._by_id: dict[int, tuple[ExitRule, bytearray | None]] = {}  # by rule identity
-        self._last_rule: ExitRule | None = None
-        self._last_table: bytearray | None = None
+    def __init__(self, entropy: np.ndarray, max_prob: np.ndarray) -> None:
+        self._entropy = np.ascontiguousarray(entropy)
+        self._max_prob = np.ascontiguousarray(max_prob)
+        self._by_rule: dict[ExitRule, list[int] | None] = {}
+        self._last: tuple[ExitRule | None, list[int] | None] = (None, None)
+        self._by_id: dict[int, tuple[ExitRule, list[int] | None]] = {}
 
-    def table(self, rule: ExitRule) -> bytearray | None:
-        """The rule's stop-index table, or None for a custom rule."""
-        if rule is self._last_rule:  # the env passes one rule object round after round
-            return self._last_table
-        entry = self._by_id.get(id(rule))  # a few rule objects in turns (budget_threshold)
+    def get(self, rule: ExitRule) -> list[int] | None:
+        """The rule's stop index per row, or None for a per-round rule."""
+        last_rule, last_stops = self._last
+        if rule is last_rule:
+            return last_stops
+        entry = self._by_id.get(id(rule))
         if entry is not None and entry[0] is rule:
-            table = entry[1]
+            stops = entry[1]
         else:
-            table = None
-            if type(rule) in VECTORIZED_RULES:
-                table = self._tables.get(rule)
-                if table is None:
-                    if len(self._tables) >= _MAX_TABLES:  # many distinct rules: drop the oldest
-                        del self._tables[next(iter(self._tables))]
-                    table = self._tables[rule] = bytearray([_UNKNOWN]) * self._entropy.shape[0]
-            if len(self._by_id) >= _MAX_TABLES:
+            try:
+                stops = self._by_rule[rule]
+            except KeyError:
+                computed = stop_indices(rule, self._entropy, self._max_prob)
+                stops = None if computed is None else computed.tolist()
+                if len(self._by_rule) >= _MAX_RULES:  # many distinct rules: drop the oldest
+                    del self._by_rule[next(iter(self._by_rule))]
+                self._by_rule[rule] = stops
+            except TypeError:  # an unhashable custom rule
+                stops = None
+            if len(self._by_id) >= _MAX_RULES:
                 self._by_id.clear()
-            self._by_id[id(rule)] = (rule, table)  # holds the rule, so its id stays its own
-        self._last_rule, self._last_table = rule, table
-        return table
-
-    def fill(self, table: bytearray, rule: ExitRule, row: int) -> int:
-        """Compute, store and return position ``row``'s stop index."""
-        g = self._gamma_max
-        stop = realized_length(rule, self._entropy[row, :g], self._max_prob[row, :g], g)
-        table[row] = stop
-        return stop
+            self._by_id[id(rule)] = (rule, stops)  # holds the rule, so its id stays its own
+        self._last = (rule, stops)
+        return stops
