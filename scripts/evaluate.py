@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -38,7 +37,8 @@ from agents.evaluation import (
 )
 from agents.plots import plot_sweep, plot_timeline, plot_v_tradeoff
 from agents.registry import load_preset, make_agent
-from gelato_env.config import EnvConfig, check_known_keys
+from gelato_env.conf.schema import check_composed, register
+from gelato_env.config import EnvConfig
 from gelato_env.env import GelatoEnv
 
 
@@ -68,14 +68,15 @@ def evaluate(cfg: DictConfig, env_kwargs: dict[str, Any], agents: list[str],
     return runs
 
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+register()  # the config schemas (gelato_env/conf/schema.py), before @hydra.main composes
 WANDB_MODES = ("offline", "online", "disabled")
 
 
 def check_config(cfg: DictConfig, where: str = "an experiment file or an override") -> None:
-    """Refuse a bad config before any work: unknown keys (against conf/evaluate.yaml; env keys
-    against EnvConfig), and seed, counts, agent lists, flags and W&B mode by type and value.
-    ``where`` says where the composed values came from (for the unknown-key message)."""
+    """Refuse a bad config before any work: env values (EnvConfig), the system's source, and seed,
+    counts, agent lists, flags and W&B mode by type and value (unknown keys fail at composition:
+    gelato_env/conf/schema.py). ``where`` says where the composed values came from."""
+    check_composed(cfg)
     values = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(values, dict)
     if "experiment" in values:  # a group file without the package line lands under its group
@@ -83,9 +84,6 @@ def check_config(cfg: DictConfig, where: str = "an experiment file or an overrid
             f"config keys landed under 'experiment.' ({values['experiment']!r}, from {where}): "
             f"an experiment file must start with the line '# @package _global_'"
         )
-    known = yaml.safe_load((CONF_DIR / "evaluate.yaml").read_text())
-    known.pop("defaults", None)
-    check_known_keys(values, known, where=where, free=("env",))
     for label, params in values["agent_overrides"].items():
         if not isinstance(params, dict):
             raise ValueError(f"agent_overrides.{label} must be a mapping of agent parameters, "

@@ -66,9 +66,10 @@ from agents.training import (
     split_prompts,
     write_text_atomic,
 )
+from gelato_env.conf.schema import check_composed, register
 from gelato_env.config import EnvConfig
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+register()  # the config schemas (gelato_env/conf/schema.py), before @hydra.main composes
 EXIT_CODE: int = 0  # set by main_impl: 128 + signal number after a signal-interrupted run
 log = logging.getLogger("gelato.train")
 
@@ -367,6 +368,7 @@ def load_agent_config(name: str) -> tuple[str, str, dict[str, Any]]:
 
 @hydra.main(version_base="1.3", config_path="pkg://gelato_env.conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    check_composed(cfg)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     main_impl(cfg)
 
