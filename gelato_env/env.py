@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
@@ -13,31 +11,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from gelato_env.accounting import CostTable, measured_cost, round_reward, settle_energy, used_frac
+from gelato_env.backends import build_backend
 from gelato_env.config import EnvConfig
-from gelato_env.observation import (
-    BUDGET_USED,
-    ENTROPY_EMA,
-    LATENCY,
-    NEXT_ENTROPY,
-    QUEUE,
-    RATE,
-    ObsArray,
-    ObservationFields,
-    ObservationScales,
-    ObservationSpec,
-)
+from gelato_env.observation import ObsArray, ObservationFields, ObservationScales, ObservationSpec
 from gelato_env.prompt_order import prompt_order as make_prompt_order
-from gelato_env.sd.exit_rules import ExitRule, NoExit, make_exit_rule
-from gelato_env.sd.round import RoundBackend, RoundResult
-from gelato_env.system import (
-    EnergyBudget,
-    SystemParams,
-    downlink_bits,
-    make_channel,
-    round_cost,
-    system_setting,
-    uplink_bits,
-)
+from gelato_env.sd.exit_rules import ExitRule, NoExit, make_exit_rule, with_threshold
+from gelato_env.sd.round import RoundBackend
+from gelato_env.system import EnergyBudget, SystemParams, make_channel, system_setting
 
 _NO_EXIT = NoExit()
 
@@ -249,10 +230,10 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             self._threshold_rules = _threshold_rules(config)
 
         self._channel = make_channel(config.channel, self.params.radio, **config.channel_params)
-        self._budget = EnergyBudget(config.budget_mode, config.budget_value)
+        self.energy_budget = EnergyBudget(config.budget_mode, config.budget_value)
 
         self.backend: RoundBackend = (
-            backend_obj if backend_obj is not None else _build_backend(config, gamma_max)
+            backend_obj if backend_obj is not None else build_backend(config, gamma_max)
         )
         if self.backend.gamma_max < gamma_max:
             raise ValueError(
@@ -300,15 +281,8 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self._level_rules = dict(enumerate(self._threshold_rules))
         self._per_token_actions = {0: 0, 1: 1}
 
-        # Hot-path constants (python floats).
-        scales = config.scales
-        self._inv_queue = 1.0 / scales.queue_scale_j
-        self._inv_rate = 1.0 / scales.rate_scale_bps
-        self._inv_entropy = 1.0 / scales.entropy_scale_nats
+        # Hot-path constants.
         self._inv_gamma = 1.0 / gamma_max
-        self._hi = [float(x) for x in self._high]
-        # observation bounds of the fields that can exceed them
-        self._clip_hi = tuple(self._hi[i] for i in (QUEUE, RATE, ENTROPY_EMA, BUDGET_USED))
         self._beta = config.ema_decay
         self._ema_weight = 1.0 - config.ema_decay  # (1 - beta), the EMA's weight of a new token
         self._reward_mode = config.reward_mode
@@ -317,13 +291,11 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self._threshold_mode = config.action_mode == "budget_threshold"
         self._across_prompts = config.horizon is not None
         self._measured = config.clock == "measured"
-        self._cost_model = _CostModel(self.params)
+        self._costs = CostTable(self.params)
         self._topp_payload = self.params.payload.protocol == "topp"
-        self._latency_obs = min(
-            self.params.link.uplink_latency_s / scales.latency_scale_s, self._hi[LATENCY]
-        )
-        self._last_accepted_obs = 0.0  # observation entries of the last completed round
-        self._last_budget_obs = 0.0
+        self._latency_s = self.params.link.uplink_latency_s
+        self._last_accepted = 0  # n_accepted and budget of the last completed round
+        self._last_budget = 0
 
         # Episode state.
         self._ready = False
@@ -400,12 +372,12 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self._entropy_ema = float(first.entropy[0]) if len(first.entropy) else 0.0
         self._max_prob_ema = float(first.max_prob[0]) if len(first.max_prob) else 0.0
         self._ready = True
-        self._last_accepted_obs = self._last_budget_obs = 0.0
+        self._last_accepted = self._last_budget = 0
         info = {
             "queue": self._queue,
             "rate_bps": self._rate_bps,
             "prompt_index": self._prompt_index,
-            "budget_used_frac": self._used_frac(),
+            "budget_used_frac": used_frac(self._energy_sum_j, self._allowance_sum_j),
             "n_generated": self._n_generated,
         }
         return self._observation(info["budget_used_frac"]), info
@@ -463,7 +435,8 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             return None
         return (
             f"prompt {self._prompt_index}: {self._n_generated} tokens, Q {self._queue:.4f} J, "
-            f"rate {self._rate_bps / 1e6:.3f} Mbit/s, budget used {self._used_frac():.2f}"
+            f"rate {self._rate_bps / 1e6:.3f} Mbit/s, "
+            f"budget used {used_frac(self._energy_sum_j, self._allowance_sum_j):.2f}"
         )
 
     # -- internals ------------------------------------------------------------------------
@@ -509,42 +482,37 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             n_tokens = remaining
         topp_size_sum = sum(result.topp_size.tolist()) if self._topp_payload else 0
         if self._measured:
-            cost = _measured_cost(self.params, result, topp_size_sum, self._rate_bps)
+            cost = measured_cost(self.params, result, topp_size_sum, self._rate_bps)
         else:
-            cost = self._cost_model.cost(
-                n_drafted, result.n_accepted < n_drafted, topp_size_sum, self._rate_bps
+            up_bits = self._costs.uplink_bits(n_drafted, topp_size_sum)
+            cost = self._costs.cost(
+                n_drafted, result.n_accepted < n_drafted, up_bits, self._rate_bps
             )
         latency_s, energy_j, draft_energy_j, radio_energy_j, idle_energy_j, up_bits, down_bits = (
             cost
         )
 
-        # the queue update Q <- max(0, Q + E_k - A_k) of EnergyBudget.queue_update, written
-        # out so that the allowance A_k is computed once
         queue_before = self._queue
-        allowance_j = self._budget.allowance(n_tokens, latency_s)
-        backlog = queue_before + energy_j - allowance_j
-        self._queue = backlog if backlog > 0.0 else 0.0
-        self._energy_sum_j += energy_j
-        self._allowance_sum_j += allowance_j
+        allowance_j, self._queue, self._energy_sum_j, self._allowance_sum_j = settle_energy(
+            self.energy_budget, queue_before, self._energy_sum_j, self._allowance_sum_j,
+            energy_j, n_tokens, latency_s,
+        )  # fmt: skip
         self._n_generated += n_tokens
 
         ema_h, ema_p = self._entropy_ema, self._max_prob_ema
         entropies = result.entropy.tolist()
         if entropies:
+            # accounting.ema_step per token, unrolled (the hot path)
             beta, weight = self._beta, self._ema_weight
             for h, p in zip(entropies, result.max_prob.tolist(), strict=True):
                 ema_h = beta * ema_h + weight * h
                 ema_p = beta * ema_p + weight * p
             self._entropy_ema, self._max_prob_ema = ema_h, ema_p
 
-        throughput = n_tokens / latency_s
-        used_frac = self._used_frac()
-        if self._reward_mode == "dpp":
-            penalty = queue_before * energy_j
-            reward = self._v * throughput - penalty
-        else:
-            penalty = 0.0
-            reward = throughput
+        throughput, penalty, reward = round_reward(
+            self._reward_mode, self._v, n_tokens, latency_s, queue_before, energy_j
+        )
+        used = used_frac(self._energy_sum_j, self._allowance_sum_j)
 
         info = {
             "prompt_index": self._prompt_index,
@@ -570,7 +538,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
             "queue": self._queue,
             "queue_before": queue_before,
             "allowance_j": allowance_j,
-            "budget_used_frac": used_frac,
+            "budget_used_frac": used,
             "throughput_tps": throughput,
             "reward_throughput": throughput,
             "reward_penalty": penalty,
@@ -593,9 +561,9 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         else:
             self._open_round()
 
-        self._last_accepted_obs = result.n_accepted * self._inv_gamma
-        self._last_budget_obs = result.budget * self._inv_gamma
-        return self._observation(used_frac), reward, terminated, False, info
+        self._last_accepted = result.n_accepted
+        self._last_budget = result.budget
+        return self._observation(used), reward, terminated, False, info
 
     def _in_round_step(self) -> tuple[ObsArray, float, bool, bool, dict[str, Any]]:
         info = dict(self._idle_info)
@@ -607,8 +575,8 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         info["snr_db"] = self._snr_db
         info["entropy_ema_nats"] = self._entropy_ema
         info["max_prob_ema"] = self._max_prob_ema
-        info["budget_used_frac"] = used_frac = self._used_frac()
-        return self._observation(used_frac), 0.0, False, False, info
+        info["budget_used_frac"] = used = used_frac(self._energy_sum_j, self._allowance_sum_j)
+        return self._observation(used), 0.0, False, False, info
 
     _idle_info: Mapping[str, Any] = {
         "budget": 0,
@@ -631,121 +599,25 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         "cost": 0.0,
     }
 
-    def _used_frac(self) -> float:
-        if self._allowance_sum_j > 0.0:
-            return self._energy_sum_j / self._allowance_sum_j
-        return 0.0 if self._energy_sum_j == 0.0 else math.inf
+    def _observation(self, used: float) -> ObsArray:
+        """The observation: ``ObservationSpec.encode_raw`` of the physical state.
 
-    def _observation(self, used_frac: float) -> ObsArray:
-        """A fresh observation vector, ``used_frac`` being the energy budget used so far.
-
-        Built from a list in one ``np.array`` call (cheaper than item writes), clipped with
-        conditional expressions (cheaper than ``min`` calls): this runs every step.
+        ``used`` is the energy budget used so far (computed once per step by the caller).
         """
-        queue_hi, rate_hi, entropy_hi, used_hi = self._clip_hi
-        queue = self._queue * self._inv_queue
-        rate = self._rate_bps * self._inv_rate
-        entropy = self._entropy_ema * self._inv_entropy
-        progress = self._n_generated / self._max_new_tokens
-        values = [
-            queue if queue < queue_hi else queue_hi,
-            rate if rate < rate_hi else rate_hi,
-            self._latency_obs,
-            entropy if entropy < entropy_hi else entropy_hi,
+        raw = [
+            self._queue,
+            self._rate_bps,
+            self._latency_s,
+            self._entropy_ema,
             self._max_prob_ema,
-            self._last_accepted_obs,
-            self._last_budget_obs,
-            used_frac if used_frac < used_hi else used_hi,
-            progress if progress < 1.0 else 1.0,
+            self._last_accepted,
+            self._last_budget,
+            used,
+            self._n_generated / self._max_new_tokens,
         ]
         if self._per_token:
-            next_entropy = self._next_entropy * self._inv_entropy
-            next_hi = self._hi[NEXT_ENTROPY]
-            values += (
-                self._drafted * self._inv_gamma,
-                next_entropy if next_entropy < next_hi else next_hi,
-                self._next_max_prob,
-            )
-        return np.array(values, dtype=np.float32)
-
-
-CostItems = tuple[float, float, float, float, float, int, int]
-"""(latency_s, energy_j, draft_energy_j, radio_energy_j, idle_energy_j, up bits, down bits)."""
-
-
-class _CostModel:
-    """``round_cost`` on the modelled clock, memoized over its discrete inputs (the hot path).
-
-    ``round_cost`` is affine in the uplink time S_up/R_k (T_k gains S_up/R_k, E_k gains
-    p_tx * S_up/R_k; docs/design.md §3), and everything else depends on (gamma, rejected) only.
-    So the env evaluates ``round_cost`` once per (gamma, rejected) at zero uplink bits and adds the
-    uplink term per round; payload bits are memoized per (gamma, sum of top-p sizes).
-    ``tests/env/test_dynamics.py`` checks the result against ``round_cost`` itself.
-    """
-
-    def __init__(self, params: SystemParams) -> None:
-        self.params = params
-        down = [
-            downlink_bits(rejected, params.payload, params.gamma_max) for rejected in (False, True)
-        ]
-        self._table = [
-            [
-                (c.latency_s, c.energy_j, c.draft_energy_j, c.idle_energy_j, down[rejected])
-                for rejected in (0, 1)
-                for c in (round_cost(gamma, 0, down[rejected], 1.0, params),)
-            ]
-            for gamma in range(params.gamma_max + 1)
-        ]
-        self._tx_power_w = params.radio.tx_power_w
-        self._uplink: dict[tuple[int, int], int] = {}
-
-    def cost(
-        self, n_drafted: int, rejected: bool, topp_size_sum: int, rate_bps: float
-    ) -> CostItems:
-        """The round's itemized cost (see :data:`CostItems`) at uplink rate ``rate_bps`` > 0."""
-        key = (n_drafted, topp_size_sum)
-        up_bits = self._uplink.get(key)
-        if up_bits is None:
-            up_bits = self._uplink[key] = uplink_bits(n_drafted, topp_size_sum, self.params.payload)
-        latency_s, energy_j, draft_energy_j, idle_energy_j, down_bits = self._table[n_drafted][
-            rejected
-        ]
-        uplink_time_s = up_bits / rate_bps
-        radio_energy_j = self._tx_power_w * uplink_time_s
-        return (
-            latency_s + uplink_time_s,
-            energy_j + radio_energy_j,
-            draft_energy_j,
-            radio_energy_j,
-            idle_energy_j,
-            up_bits,
-            down_bits,
-        )
-
-
-def _measured_cost(
-    params: SystemParams, result: RoundResult, topp_size_sum: int, rate_bps: float
-) -> CostItems:
-    """The round's cost on the measured clock: live wall-clock draft/verify times x profile powers.
-
-    Drafting draws P_d for the measured drafting time; the device idles (P_idle) through the
-    measured verification; link items stay modelled (the link is not simulated on this host).
-    """
-    up = uplink_bits(result.n_drafted, topp_size_sum, params.payload)
-    down = downlink_bits(result.rejected, params.payload, params.gamma_max)
-    modelled = round_cost(result.n_drafted, up, down, rate_bps, params)
-    wait_time_s = modelled.link_latency_s + result.verify_time_s + modelled.downlink_time_s
-    draft_energy_j = params.device.draft_power_w * result.draft_time_s
-    idle_energy_j = params.device.idle_power_w * wait_time_s
-    return (
-        result.draft_time_s + modelled.uplink_time_s + wait_time_s,
-        draft_energy_j + modelled.radio_energy_j + idle_energy_j,
-        draft_energy_j,
-        modelled.radio_energy_j,
-        idle_energy_j,
-        up,
-        down,
-    )
+            raw += (self._drafted, self._next_entropy, self._next_max_prob)
+        return self.observation_spec.encode_raw(np.array(raw))
 
 
 def _system_params(config: EnvConfig) -> SystemParams:
@@ -786,54 +658,4 @@ def _threshold_rules(config: EnvConfig) -> tuple[ExitRule, ...]:
             f"action_mode 'budget_threshold' needs an exit rule with a threshold_nats parameter "
             f"(entropy_threshold, entropy_bucket), got exit_rule {config.exit_rule!r}"
         )
-    params = {k: v for k, v in config.exit_params.items() if k != "threshold_nats"}
-    return tuple(
-        make_exit_rule(config.exit_rule, threshold_nats=level, **params)
-        for level in config.threshold_levels_nats
-    )
-
-
-def _build_backend(config: EnvConfig, gamma_max: int) -> RoundBackend:
-    if config.backend == "replay":
-        from gelato_env.traces.replay import ReplayBackend
-        from gelato_env.traces.store import load_trace
-
-        path: str | os.PathLike[str]
-        if config.trace_path is not None:
-            path = config.trace_path
-        else:
-            from gelato_env.traces.default import default_trace_path
-
-            path = default_trace_path()
-        trace = load_trace(path, gamma_max=gamma_max, max_new_tokens=config.max_new_tokens)
-        return ReplayBackend(trace, gamma_max=gamma_max, max_new_tokens=config.max_new_tokens)
-    return _build_live_backend(config, gamma_max)
-
-
-LIVE_MAX_NEW_TOKENS = 128  # [D] as the default trace records
-
-
-def _build_live_backend(config: EnvConfig, gamma_max: int) -> RoundBackend:
-    """The live backend on the default pair, over the default trace's prompts.
-
-    The pair is the one the shipped trace was recorded from (Qwen2.5-Coder 0.5B -> 1.5B, in
-    the trace's dtype) and the prompts are the trace's own token ids, so live prompt index i
-    is replay prompt index i. Other model pairs: build a ``LiveBackend`` and pass it as
-    ``backend=``.
-    """
-    if config.model_pair != "default":
-        raise ValueError(
-            f"model_pair must be 'default' (for another pair pass backend=LiveBackend(...)), "
-            f"got {config.model_pair!r}"
-        )
-    from gelato_env.sd.engine import LiveBackend, SpeculativeDecoder
-    from gelato_env.sd.qwen_pair import load_qwen_pair
-    from gelato_env.traces.default import DEFAULT_DTYPE, default_trace
-
-    trace = default_trace()
-    pair = load_qwen_pair(trace.header.provenance.get("target_dtype", DEFAULT_DTYPE))
-    decoder = SpeculativeDecoder.from_pair(
-        pair, gamma_max=gamma_max, max_new_tokens=config.max_new_tokens or LIVE_MAX_NEW_TOKENS
-    )
-    prompts = [trace.prompt_ids_of(i).tolist() for i in range(trace.n_prompts)]
-    return LiveBackend(decoder, prompts)
+    return tuple(with_threshold(base, level) for level in config.threshold_levels_nats)

@@ -55,7 +55,7 @@ Definitions:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -208,12 +208,17 @@ class ObservationSpec:
     gamma_max: int = 8
     per_token: bool = False
     scales: ObservationScales = ObservationScales()
+    # encode_raw's constants, derived once: 1 / physical_scales() and high()
+    _inverse: FloatArray = field(init=False, repr=False, compare=False)
+    _high: ObsArray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.gamma_max, int) or isinstance(self.gamma_max, bool):
             raise TypeError(f"gamma_max must be an int, got {type(self.gamma_max).__name__}")
         if self.gamma_max < 1:
             raise ValueError(f"gamma_max must be >= 1, got {self.gamma_max}")
+        object.__setattr__(self, "_inverse", 1.0 / self.physical_scales())
+        object.__setattr__(self, "_high", self.high())
 
     @property
     def size(self) -> int:
@@ -245,15 +250,20 @@ class ObservationSpec:
         return np.asarray(base, dtype=np.float32)
 
     def encode(self, fields: ObservationFields) -> ObsArray:
-        """Normalize physical values into an observation, shape ``(size,)``, clipped to bounds.
-
-        The env fills its observation in place with the same scales; this is the reference.
-        """
+        """Normalize physical values into an observation, shape ``(size,)``, clipped to bounds."""
         values = [getattr(fields, name) for name in self.field_names]
         if any(v is None for v in values):
             raise ValueError("per_token observations need n_drafted_in_round and next_* fields")
-        raw = np.asarray(values, dtype=np.float64) / self.physical_scales()
-        return np.clip(raw, 0.0, self.high()).astype(np.float32)
+        return self.encode_raw(np.maximum(np.asarray(values, dtype=np.float64), 0.0))
+
+    def encode_raw(self, raw: FloatArray) -> ObsArray:
+        """Observations of non-negative physical values in field order, as the envs encode them.
+
+        Each value times 1 / its scale, capped at its upper bound, in float32: the single env
+        passes shape ``(size,)``, the vector env ``(N, size)``.
+        """
+        # minimum in float32: rounding is monotone, so capping after the cast is the same
+        return np.minimum(raw * self._inverse, self._high, dtype=np.float32)
 
     def decode(self, obs: npt.ArrayLike) -> ObservationFields:
         """Read physical values back from a normalized observation of shape ``(size,)``."""

@@ -455,6 +455,7 @@ class LiveBackend:
                 raise ValueError(f"prompts[{i}] must be non-empty, got an empty prompt")
         self.decoder = decoder
         self.prompts = [list(map(int, p)) for p in prompts]
+        self.trace = None  # RoundBackend.trace: live models replay no trace
 
     @property
     def gamma_max(self) -> int:

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from gelato_env.sd.exit_rules import ExitRule
+    from gelato_env.traces.store import Trace
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -94,6 +95,15 @@ class RoundBackend(Protocol):
     round would propose, without committing anything (used by the per-token action mode);
     a following ``run_round`` with the same or smaller budget proposes exactly those tokens.
     """
+
+    @property
+    def trace(self) -> Trace | None:
+        """The recorded trace the rounds replay (whole, whatever prompts are served), or None.
+
+        Live backends have none; agents that calibrate on a trace read it here rather than
+        reaching through wrappers.
+        """
+        ...
 
     @property
     def gamma_max(self) -> int:

@@ -85,6 +85,28 @@ class EnergyBudget:
             return self.value * n_tokens + 0.0 * latency_s
         return self.value * latency_s
 
+    def settle(self, queue: F, energy_j: F, n_tokens: int | F, latency_s: F) -> tuple[F, F]:
+        """(A_k, Q_{k+1}): the round's allowance and the queue after it, computed once.
+
+        Args:
+            queue: Q_k in joules (>= 0).
+            energy_j: E_k, the round's device energy in joules.
+            n_tokens: N_k, tokens the round produced.
+            latency_s: T_k, the round's latency in seconds.
+
+        Returns:
+            The allowance A_k (J) and Q_{k+1} = max(0, Q_k + E_k - A_k) (J); floats, or arrays
+            broadcast from the inputs.
+
+        >>> EnergyBudget("per_round", 0.3).settle(0.5, 0.54, 3, 0.18)
+        (0.3, 0.74)
+        """
+        allowance_j = self.allowance(n_tokens, latency_s)
+        backlog = queue + energy_j - allowance_j
+        if isinstance(backlog, np.ndarray):
+            return allowance_j, np.maximum(backlog, 0.0)
+        return allowance_j, (backlog if backlog > 0.0 else 0.0)  # type: ignore[return-value]
+
     def queue_update(self, queue: F, energy_j: F, n_tokens: int | F, latency_s: F) -> F:
         """Q_{k+1} = max(0, Q_k + E_k - A_k), the virtual energy queue after a round, joules.
 
@@ -102,7 +124,4 @@ class EnergyBudget:
         >>> EnergyBudget("per_round", 0.3).queue_update(0.0, 0.1, 3, 0.18)
         0.0
         """
-        backlog = queue + energy_j - self.allowance(n_tokens, latency_s)
-        if isinstance(backlog, np.ndarray):
-            return np.maximum(backlog, 0.0)
-        return backlog if backlog > 0.0 else 0.0
+        return self.settle(queue, energy_j, n_tokens, latency_s)[1]

@@ -171,21 +171,31 @@ def test_observation_matches_info(trace_path: str) -> None:
 
 
 @pytest.mark.parametrize("protocol", ["topp", "full", "dssd"])
-def test_memoized_cost_equals_round_cost(protocol: str) -> None:
-    from gelato_env.env import _CostModel
+def test_cost_table_equals_round_cost(protocol: str) -> None:
+    """The tabulated cost is round_cost's, and the batched form is the scalar's bit for bit."""
+    from gelato_env.accounting import CostTable
     from gelato_env.system import downlink_bits, round_cost, system_setting, uplink_bits
 
     params = system_setting("high_latency", protocol=protocol, idle_power_w=0.7)
-    model = _CostModel(params)
+    table = CostTable(params)
     rng = np.random.default_rng(0)
+    rows = []
     for _ in range(50):
         gamma, rejected = int(rng.integers(0, 9)), bool(rng.integers(0, 2))
         topp, rate = int(rng.integers(0, 40)) * (gamma > 0), float(rng.uniform(1e4, 1e7))
         up = uplink_bits(gamma, topp, params.payload)
         down = downlink_bits(rejected, params.payload, params.gamma_max)
         ref = round_cost(gamma, up, down, rate, params)
-        got = model.cost(gamma, rejected, topp, rate)
+        assert table.uplink_bits(gamma, topp) == up
+        got = table.cost(gamma, rejected, up, rate)
         expected = (ref.latency_s, ref.energy_j, ref.draft_energy_j, ref.radio_energy_j)
         np.testing.assert_allclose(got[:4], expected, rtol=1e-12)
-        assert got[4] == pytest.approx(ref.idle_energy_j, rel=1e-12)
+        assert got.idle_energy_j == pytest.approx(ref.idle_energy_j, rel=1e-12)
         assert got[5:] == (up, down)
+        rows.append((gamma, rejected, up, rate, got))
+    gamma, rejected, up, rate, scalar = zip(*rows, strict=True)
+    batch = table.costs(
+        np.array(gamma), np.array(rejected), np.array(up, dtype=np.float64), np.array(rate)
+    )
+    for i, item in enumerate(batch):
+        np.testing.assert_array_equal(item, [s[i] for s in scalar])
