@@ -1,8 +1,10 @@
 """The environment's configuration schema: one frozen dataclass mirroring ``GelatoEnv``'s kwargs.
 
-Hydra scripts compose ``conf/env/*.yaml`` into a ``DictConfig``, convert it with
-:meth:`EnvConfig.from_dict` (the library never sees a ``DictConfig``, docs/design.md §1) and build
-the env with ``GelatoEnv.from_config`` or :func:`gelato_env.registration.make_env`.
+Hydra scripts compose ``conf/env/*.yaml`` (key names checked against
+:data:`gelato_env.conf.schema.EnvSchema`, derived from this class) into a ``DictConfig``,
+convert it with :meth:`EnvConfig.from_dict` (the library never sees a ``DictConfig``,
+docs/design.md §1) and build the env with ``GelatoEnv.from_config`` or
+:func:`gelato_env.registration.make_env`.
 Validation here checks names and ranges before any model or trace is loaded; names that live in
 other packages (system settings, channel processes, exit rules) are checked when the env is built.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -46,51 +48,6 @@ def _check_positive_int(name: str, value: object, *, optional: bool = False) -> 
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
-
-
-def check_known_keys(
-    values: Mapping[str, Any],
-    known: Mapping[str, Any],
-    *,
-    where: str,
-    free: Collection[str] = (),
-    prefix: str = "",
-) -> None:
-    """Refuse keys of ``values`` that ``known`` lacks, recursing into sections both hold.
-
-    Hydra merges an experiment file's or a ``+key=value`` override's new keys silently, so a
-    misspelled ``n_episode: 1`` would leave ``n_episodes`` at its default; scripts check the
-    composed config against their primary YAML file with this (plain containers, no
-    ``DictConfig``). A section that is empty in ``known`` (``agent_overrides: {}``) is free-form.
-
-    Args:
-        values: the composed config.
-        known: the reference config whose keys are the valid ones.
-        where: where ``values`` came from, for the message.
-        free: dotted paths of sections whose keys are free-form or checked elsewhere.
-        prefix: dotted path of ``values`` itself (recursion).
-
-    Raises:
-        ValueError: naming the unknown keys by dotted path, ``where`` and the valid keys.
-
-    >>> check_known_keys({"n_episode": 1}, {"n_episodes": 40, "seed": 0}, where="a.yaml")
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown config key ['n_episode'] (from a.yaml); valid keys: ['n_episodes', 'seed']
-    """
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        names = [f"{prefix}{key}" for key in unknown]
-        section = f" of {prefix[:-1]}" if prefix else ""
-        raise ValueError(
-            f"unknown config key{'s' if len(names) > 1 else ''} {names} (from {where}); "
-            f"valid keys{section}: {sorted(known)}"
-        )
-    for key, value in values.items():
-        path, reference = f"{prefix}{key}", known[key]
-        if path not in free and isinstance(value, Mapping) and isinstance(reference, Mapping):
-            if reference:
-                check_known_keys(value, reference, where=where, free=free, prefix=f"{path}.")
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,8 @@ FREE_ENV_FIELDS = ("system_overrides", "channel_params", "exit_params")
 SYSTEM_OVERRIDES_RESOLVER = "gelato.system_overrides"
 
 
-def _free_map() -> Any:
-    """A ``dict[str, Any]`` field that accepts new keys in struct mode (see :func:`_unlock`)."""
-    return field(default_factory=dict, metadata={"free": True})
+#: field metadata of a ``dict[str, Any]`` that accepts new keys in struct mode (:func:`_unlock`)
+FREE = {"free": True}
 
 
 def _keys_of(cls: type, name: str, *, free: tuple[str, ...] = (),
@@ -57,7 +56,7 @@ def _keys_of(cls: type, name: str, *, free: tuple[str, ...] = (),
         if f.name in nested:
             specs.append((f.name, nested[f.name], field(default_factory=nested[f.name])))
         elif f.name in free:
-            specs.append((f.name, dict[str, Any], _free_map()))
+            specs.append((f.name, dict[str, Any], field(default_factory=dict, metadata=FREE)))
         else:
             specs.append((f.name, Any, field(default=MISSING)))
     return make_dataclass(name, specs)
@@ -81,7 +80,8 @@ class AlgoSchema:
 
     name: Any = MISSING
     policy: Any = MISSING
-    kwargs: dict[str, Any] = _free_map()  # the algorithm's constructor arguments
+    # the algorithm's constructor arguments
+    kwargs: dict[str, Any] = field(default_factory=dict, metadata=FREE)
 
 
 @dataclass
@@ -191,7 +191,7 @@ class EvaluateSchema:
     n_episodes: Any = MISSING
     eval_fraction: Any = MISSING
     agents: Any = MISSING
-    agent_overrides: dict[str, Any] = _free_map()  # <label>: {param: value}
+    agent_overrides: dict[str, Any] = field(default_factory=dict, metadata=FREE)  # label: params
     check_lossless: Any = MISSING
     env: EnvSchema = field(default_factory=EnvSchema)  # type: ignore[valid-type]
     system: SystemSchema = field(default_factory=SystemSchema)  # type: ignore[valid-type]
@@ -270,12 +270,13 @@ def _unlock(node: DictConfig, schema: type) -> None:
 def system_overrides(system: DictConfig) -> dict[str, Any]:
     """The ``system`` group's set fields: ``system_setting(system.setting, **overrides)``.
 
-    >>> system_overrides(OmegaConf.create({"setting": "paper", "bandwidth_hz": 5e6, "device": None}))
+    >>> system = {"setting": "paper", "bandwidth_hz": 5e6, "device": None}
+    >>> system_overrides(OmegaConf.create(system))
     {'bandwidth_hz': 5000000.0}
     """
     values = OmegaConf.to_container(system, resolve=True)
     assert isinstance(values, dict)
-    return {k: v for k, v in values.items() if k != "setting" and v is not None}
+    return {str(k): v for k, v in values.items() if k != "setting" and v is not None}
 
 
 def register() -> None:
@@ -293,11 +294,11 @@ def register() -> None:
 
 
 def check_composed(cfg: DictConfig) -> None:
-    """Refuse what composition lets through: ``+key=value`` keys outside the schema, and
-    ``env.system`` / ``env.system_overrides`` set other than from the ``system`` group.
+    """Refuse what composition lets through: ``+key=value`` keys and ``env.system=...``.
 
-    Hydra rejects an unknown key in a config file or a plain override itself; a ``+`` override
-    adds it to a struct config regardless, so scripts call this at the top of ``main``.
+    ``+`` adds a key outside the schema; ``env.system`` / ``env.system_overrides`` set directly
+    bypass the ``system`` group. (Hydra itself rejects an unknown key in a config file or a
+    plain override.) Scripts call this at the top of ``main``.
 
     Raises:
         ValueError: naming the key (by dotted path) and the valid keys, or the override to use.
@@ -317,7 +318,7 @@ def _check_keys(node: DictConfig, prefix: str) -> None:
     if schema is None or not dataclasses.is_dataclass(schema):
         return  # a free-form map
     valid = [f.name for f in dataclasses.fields(schema)]
-    unknown = sorted(set(node.keys()) - set(valid))  # type: ignore[arg-type]
+    unknown = sorted({str(key) for key in node.keys()} - set(valid))
     if unknown:
         section = f" of {prefix[:-1]}" if prefix else ""
         raise ValueError(
