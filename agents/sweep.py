@@ -1,202 +1,185 @@
-r"""Evaluation sweeps: a grid of (agent x env setting) points, fanned out as Ray tasks.
+"""Aggregate a Hydra multirun into one table and one plot (the sweep mechanism's second half).
 
-Each grid point is one :func:`~agents.evaluation.run_agent` call -- the same loop, seeds and
-channel draws as ``scripts/evaluate.py`` -- run as a Ray task (``backend="ray"``) or in this
-process (``backend="local"``, the reference). Results merge into the evaluation table
-(:func:`~agents.evaluation.results_table`, ``write_results``), one row per point, with the
-grid's values as extra columns; rows are in grid order whatever the backend.
+Sweeps are Hydra multiruns; the joblib launcher runs the jobs in parallel processes::
 
-    python -m agents.sweep --trace PATH --agents gelato static \\
-        --grid budget_value=0.1,0.2,0.3 --episodes 4 --out sweep_out [--local] [--address auto]
+    python scripts/evaluate.py -m hydra/launcher=joblib env.budget_value=0.3,0.57,1.0
+    gelato-aggregate multirun/2026-12-01/12-00-00        # or: python -m agents.sweep <dir>
+
+Each job writes ``results.csv`` into ``<multirun dir>/<job number>/`` and Hydra records the
+job's overrides in ``<job>/.hydra/overrides.yaml``. :func:`aggregate` joins them: one row per
+(job, agent), the job's swept values as the first columns. :func:`write_aggregate` writes
+``aggregate.csv`` and ``aggregate.md`` into the multirun directory and, when a swept value is a
+number, ``aggregate.{pdf,svg,png}``: throughput and energy over the budget per agent against it
+(:func:`agents.plots.plot_sweep`, with the 95 % CI bars of multi-seed jobs).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
+import csv
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.evaluation import AgentRun, results_table, run_agent, write_results
-from agents.registry import load_preset
+import yaml
 
-SWEEP_BACKENDS = ("ray", "local")
+#: the per-job results file (scripts/evaluate.py, scripts/train.py)
+RESULTS = "results.csv"
+#: the columns of the Markdown table after the swept values (when the rows have them)
+MD_COLUMNS = ("agent", "throughput_tps", "energy_per_token_j", "budget_ratio", "meets_budget")
+#: the metrics plotted per agent (:func:`agents.plots.plot_sweep`)
+PLOTTED = ("throughput_tps", "budget_ratio")
+#: the x axis is logarithmic when the swept values span more than this factor
+LOG_X_SPAN = 20.0
 
 
-@dataclass(frozen=True)
-class SweepPoint:
-    """One evaluation of the grid.
+def job_dirs(root: Path) -> list[Path]:
+    """The job folders of multirun ``root`` that hold a results table, in job-number order.
 
-    Attributes:
-        agent: registry name of the agent.
-        env_overrides: env settings of this point (on top of the shared ones).
-        agent_params: the agent's constructor parameters.
-        label: row label: the agent name plus the overridden settings.
+    Raises:
+        ValueError: ``root`` is not a folder, or none of its jobs wrote ``results.csv``.
     """
+    if not root.is_dir():
+        raise ValueError(f"multirun directory {root} not found")
+    jobs = [d for d in root.iterdir() if d.is_dir() and (d / RESULTS).is_file()]
+    if not jobs:
+        raise ValueError(
+            f"{root}: no job folder with {RESULTS} (a Hydra multirun directory looks like "
+            f"multirun/<date>/<time>/<job number>/{RESULTS})"
+        )
+    return sorted(jobs, key=lambda d: (not d.name.isdigit(), int(d.name) if d.name.isdigit()
+                                       else 0, d.name))  # fmt: skip
 
-    agent: str
-    env_overrides: Mapping[str, Any] = field(default_factory=dict)
-    agent_params: Mapping[str, Any] = field(default_factory=dict)
-    label: str = ""
 
+def parse_overrides(lines: Sequence[str]) -> dict[str, Any]:
+    """Hydra override strings as a mapping, values parsed as YAML (``+``/``~`` prefixes dropped).
 
-def sweep_grid(
-    agents: Sequence[str],
-    grid: Mapping[str, Sequence[Any]],
-    agent_params: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[SweepPoint]:
-    """The Cartesian product of agents and env settings.
-
-    Args:
-        agents: agent presets (``conf/agent/<preset>.yaml``, e.g. ``static_topp``; see
-            :func:`agents.registry.load_preset`).
-        grid: env keyword -> values, e.g. ``{"budget_value": [0.1, 0.2]}``.
-        agent_params: per-preset-label constructor parameters, over the preset's own.
-
-    >>> [p.label for p in sweep_grid(["static_topp"], {"budget_value": [0.1, 0.2]})]
-    ['static_topp[budget_value=0.1]', 'static_topp[budget_value=0.2]']
+    >>> parse_overrides(["env.budget_value=0.3", "+experiment=smoke", "seeds=[0,1]"])
+    {'env.budget_value': 0.3, 'experiment': 'smoke', 'seeds': [0, 1]}
     """
-    if not agents:
-        raise ValueError("agents must not be empty")
-    for key, values in grid.items():
-        if not values:
-            raise ValueError(f"grid[{key!r}] must not be empty")
-    keys = list(grid)
-    points = []
-    for agent in agents:
-        preset = load_preset(agent, agent_params)
-        for values in itertools.product(*(grid[k] for k in keys)):
-            overrides = dict(zip(keys, values, strict=True))
-            suffix = ",".join(f"{k}={v}" for k, v in overrides.items())
-            points.append(
-                SweepPoint(
-                    agent=preset.name,
-                    env_overrides=overrides,
-                    agent_params=preset.params,
-                    label=f"{preset.label}[{suffix}]" if suffix else preset.label,
-                )
-            )
-    return points
+    out: dict[str, Any] = {}
+    for line in lines:
+        key, _, value = str(line).partition("=")
+        out[key.lstrip("+~")] = yaml.safe_load(value) if value else None
+    return out
 
 
-def evaluate_point(
-    point: SweepPoint, env_kwargs: Mapping[str, Any], n_episodes: int, seed: int
-) -> AgentRun:
-    """Run one grid point (a Ray task body; also the local backend)."""
-    from agents.registry import make_agent
-    from gelato_env.env import GelatoEnv
-
-    settings = {**env_kwargs, **point.env_overrides}
-
-    def make_env(kwargs: Mapping[str, Any]) -> GelatoEnv:
-        return GelatoEnv(**{**settings, **kwargs})
-
-    policy = make_agent(point.agent, **point.agent_params)
-    return run_agent(
-        policy, make_env, label=point.label or point.agent, agent=point.agent,
-        n_episodes=n_episodes, seed=seed,
-    )  # fmt: skip
+def job_overrides(job: Path) -> dict[str, Any]:
+    """The job's command-line overrides (``<job>/.hydra/overrides.yaml``); {} without one."""
+    path = job / ".hydra" / "overrides.yaml"
+    return parse_overrides(yaml.safe_load(path.read_text()) or []) if path.is_file() else {}
 
 
-def run_sweep(
-    points: Sequence[SweepPoint],
-    env_kwargs: Mapping[str, Any],
-    *,
-    n_episodes: int,
-    seed: int = 0,
-    backend: str = "ray",
-) -> list[AgentRun]:
-    """Evaluate every point; with ``backend="ray"`` as Ray tasks (needs ``ray.init`` or starts Ray).
+def _value(text: str) -> Any:
+    """A CSV cell as a number when it is one."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def aggregate(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per (job, agent row of its ``results.csv``), led by the overrides that vary.
 
     Returns:
-        One :class:`~agents.evaluation.AgentRun` per point, in ``points`` order.
+        The rows, and the swept keys: overrides whose values differ between jobs (a value set
+        for every job alike is a shared setting, not a column).
     """
-    if backend not in SWEEP_BACKENDS:
-        raise ValueError(f"backend must be one of {list(SWEEP_BACKENDS)}, got {backend!r}")
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
-    if backend == "local":
-        return [evaluate_point(p, env_kwargs, n_episodes, seed) for p in points]
-    from gelato_env.traces.distributed import import_ray
+    jobs = job_dirs(root)
+    overrides = [job_overrides(job) for job in jobs]
+    keys: list[str] = []
+    for values in overrides:
+        keys += [k for k in values if k not in keys]
+    swept = [k for k in keys if len({repr(v.get(k)) for v in overrides}) > 1]
+    rows: list[dict[str, Any]] = []
+    for job, values in zip(jobs, overrides, strict=True):
+        with (job / RESULTS).open(newline="") as f:
+            for result in csv.DictReader(f):
+                row: dict[str, Any] = {"job": job.name, **{k: values.get(k) for k in swept}}
+                row.update({k: _value(v) for k, v in result.items() if k not in row})
+                rows.append(row)
+    return rows, swept
 
-    ray = import_ray()
-    task = ray.remote(num_cpus=1)(evaluate_point)
-    env_ref = ray.put(dict(env_kwargs))
-    runs: list[AgentRun] = ray.get([task.remote(p, env_ref, n_episodes, seed) for p in points])
-    return runs
+
+def markdown(rows: Sequence[Mapping[str, Any]], swept: Sequence[str]) -> str:
+    """The aggregate as a Markdown table: swept values, then :data:`MD_COLUMNS` (and CIs)."""
+    columns = [*swept, *(c for c in MD_COLUMNS if any(c in row for row in rows))]
+
+    def cell(row: Mapping[str, Any], key: str) -> str:
+        value = row.get(key, "")
+        if isinstance(value, float):
+            text = f"{value:.3g}" if key in swept else f"{value:.3f}"
+            half = row.get(f"{key}_ci95")
+            return f"{text} ± {half:.3f}" if isinstance(half, float) and half > 0 else text
+        return str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(row, c) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
-def sweep_table(points: Sequence[SweepPoint], runs: Sequence[AgentRun]) -> list[dict[str, Any]]:
-    """``results_table`` rows plus the grid values (and the agent name) as columns.
+def sweep_series(
+    rows: Sequence[Mapping[str, Any]], swept: Sequence[str]
+) -> tuple[str, dict[str, list[tuple[float, Mapping[str, Any]]]]] | None:
+    """The plot's x key and series (label -> [(x, row)]), or None when no swept value is a number.
 
-    Gains are against the best static baseline over the whole sweep.
+    x is the first numeric swept key; a series is an agent with the other swept values.
     """
-    rows = results_table(runs)
-    for row, point in zip(rows, points, strict=True):
-        row["agent_name"] = point.agent
-        row.update({k: v for k, v in point.env_overrides.items() if k not in row})
-    return rows
+    numeric = [k for k in swept if all(isinstance(r.get(k), (int, float)) for r in rows)]
+    if not numeric:
+        return None
+    x_key, others = numeric[0], [k for k in swept if k != numeric[0]]
+    series: dict[str, list[tuple[float, Mapping[str, Any]]]] = {}
+    for row in rows:
+        label = str(row.get("agent", "?"))
+        if others:
+            label += "[" + ",".join(f"{k}={row.get(k)}" for k in others) + "]"
+        series.setdefault(label, []).append((float(row[x_key]), row))
+    for points in series.values():
+        points.sort(key=lambda p: p[0])
+    return x_key, series
 
 
-def _parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
-    grid: dict[str, list[Any]] = {}
-    for item in items:
-        key, sep, values = item.partition("=")
-        if not sep or not values:
-            raise ValueError(f"grid entries look like key=v1,v2; got {item!r}")
-        grid[key] = [_number(v) for v in values.split(",")]
-    return grid
+def write_aggregate(root: Path) -> list[Path]:
+    """Write ``aggregate.csv``, ``aggregate.md`` and the plot into multirun directory ``root``.
+
+    The plot only when a swept value is a number. Prints the table; returns the paths written.
+    """
+    rows, swept = aggregate(root)
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with (root / "aggregate.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    table = markdown(rows, swept)
+    (root / "aggregate.md").write_text(table)
+    print(table)
+    written = [root / "aggregate.csv", root / "aggregate.md"]
+    plot = sweep_series(rows, swept)
+    if plot is not None and all(m in rows[0] for m in PLOTTED):
+        from agents.plots import plot_sweep
+
+        x_key, series = plot
+        xs = [x for points in series.values() for x, _ in points]
+        logx = min(xs) > 0 and max(xs) / min(xs) > LOG_X_SPAN
+        written += plot_sweep(series, x_key, root / "aggregate", logx=logx)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return written
 
 
-def _number(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            value = cast(text)
-        except ValueError:
-            continue
-        if not (isinstance(value, float) and math.isnan(value)):
-            return value
-    return text
-
-
-def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """CLI: run a sweep and write ``results.csv`` / ``results.md`` into ``--out``."""
-    parser = argparse.ArgumentParser(description="gelato evaluation sweep (Ray-fanned)")
-    parser.add_argument("--trace", default=None, help="trace directory (default: built-in)")
-    parser.add_argument("--agents", nargs="+", default=["gelato", "static_topp", "dssd"])
-    parser.add_argument("--grid", nargs="*", default=[], help="env key=v1,v2 ...")
-    parser.add_argument("--episodes", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("sweep_out"))
-    parser.add_argument("--local", action="store_true", help="no Ray: run in this process")
-    parser.add_argument("--address", default=None, help="Ray cluster address (e.g. auto)")
-    parser.add_argument("--num-cpus", type=int, default=None, help="local Ray CPUs")
+def main(argv: Sequence[str] | None = None) -> None:
+    """``gelato-aggregate <multirun dir>`` (:func:`write_aggregate`); exit 2 on a bad directory."""
+    parser = argparse.ArgumentParser(
+        prog="gelato-aggregate", description="Aggregate a Hydra multirun of gelato's scripts."
+    )
+    parser.add_argument("dir", type=Path, help="the multirun directory (multirun/<date>/<time>)")
     args = parser.parse_args(argv)
-
-    trace = args.trace
-    if trace is None:
-        from gelato_env.traces.default import default_trace_path
-
-        trace = str(default_trace_path())
-    points = sweep_grid(args.agents, _parse_grid(args.grid))
-    env_kwargs = {"trace_path": trace}
-    if args.local:
-        runs = run_sweep(
-            points, env_kwargs, n_episodes=args.episodes, seed=args.seed, backend="local"
-        )
-    else:
-        from gelato_env.traces.distributed import ray_session
-
-        with ray_session(args.address, args.num_cpus):
-            runs = run_sweep(points, env_kwargs, n_episodes=args.episodes, seed=args.seed)
-    rows = sweep_table(points, runs)
-    csv_path, md_path = write_results(rows, args.out)
-    print(md_path.read_text())
-    print(f"wrote {csv_path} and {md_path}")
-    return rows
+    try:
+        write_aggregate(args.dir)
+    except ValueError as err:
+        parser.exit(2, f"gelato-aggregate: error: {err}\n")
 
 
 if __name__ == "__main__":

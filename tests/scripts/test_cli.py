@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_pyproject_console_scripts_point_at_the_cli() -> None:
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {f"gelato-{job}": f"agents.cli:{job}" for job in cli.SCRIPTS}
+    assert scripts == {
+        **{f"gelato-{job}": f"agents.cli:{job}" for job in cli.SCRIPTS},
+        "gelato-aggregate": "agents.sweep:main",
+    }
     for job in cli.SCRIPTS:
         assert callable(getattr(cli, job))
         assert cli.script_path(job).is_file()
@@ -41,3 +44,10 @@ def test_console_script_runs_its_hydra_script(job: str, key: str, tmp_path: Path
 def test_unknown_job_names_the_jobs() -> None:
     with pytest.raises(ValueError, match=r"job must be one of \['evaluate', 'record', 'train'\]"):
         cli.script_path("sweep")
+
+
+def test_missing_script_names_where_it_looked(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:  # fmt: skip
+    monkeypatch.setattr(cli, "SCRIPT_DIRS", (tmp_path / "a", tmp_path / "b"))
+    with pytest.raises(FileNotFoundError, match=r"gelato-train runs train\.py, which none of"):
+        cli.script_path("train")
