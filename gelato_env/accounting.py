@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gelato_env.system import EnergyBudget, SystemParams, downlink_bits, round_cost, uplink_bits
+from gelato_env.system.energy import Tokens
 
 if TYPE_CHECKING:
     from gelato_env.sd.round import RoundResult
@@ -161,7 +162,7 @@ def measured_cost(
 
 def settle_energy(
     budget: EnergyBudget, queue: F, energy_sum_j: F, allowance_sum_j: F, energy_j: F,
-    n_tokens: int | IntArray, latency_s: F,
+    n_tokens: Tokens, latency_s: F,
 ) -> tuple[F, F, F, F]:  # fmt: skip
     """The energy accounting after a round (docs/design.md §5).
 
@@ -172,7 +173,7 @@ def settle_energy(
     >>> settle_energy(EnergyBudget("per_round", 0.3), 0.5, 1.0, 1.2, 0.54, 3, 0.18)
     (0.3, 0.74, 1.54, 1.5)
     """
-    allowance_j, queue_after = budget.settle(queue, energy_j, n_tokens, latency_s)  # type: ignore[arg-type]
+    allowance_j, queue_after = budget.settle(queue, energy_j, n_tokens, latency_s)
     return allowance_j, queue_after, energy_sum_j + energy_j, allowance_sum_j + allowance_j
 
 
@@ -186,12 +187,12 @@ def used_frac(energy_sum_j: F, allowance_sum_j: F) -> F:
         empty = np.where(energy_sum_j == 0.0, 0.0, np.inf)
         return np.divide(energy_sum_j, allowance_sum_j, out=empty, where=allowance_sum_j > 0.0)
     if allowance_sum_j > 0.0:
-        return energy_sum_j / allowance_sum_j  # type: ignore[no-any-return]
-    return 0.0 if energy_sum_j == 0.0 else float("inf")  # type: ignore[return-value]
+        return energy_sum_j / allowance_sum_j
+    return 0.0 if energy_sum_j == 0.0 else float("inf")
 
 
 def round_reward(
-    mode: str, v: float, n_tokens: int | IntArray, latency_s: F, queue_before: F, energy_j: F
+    mode: str, v: float, n_tokens: Tokens, latency_s: F, queue_before: F, energy_j: F
 ) -> tuple[F, F, F]:
     """``(throughput, penalty, reward)`` of a round (the env card's Rewards).
 

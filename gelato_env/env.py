@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from gelato_env.accounting import CostTable, measured_cost, round_reward, settle_energy, used_frac
 from gelato_env.backends import build_backend
 from gelato_env.config import EnvConfig
-from gelato_env.observation import ObsArray, ObservationFields, ObservationScales, ObservationSpec
+from gelato_env.observation import ObsArray, ObservationFields, ObservationScales
 from gelato_env.prompt_order import prompt_order as make_prompt_order
-from gelato_env.sd.exit_rules import ExitRule, NoExit, make_exit_rule, with_threshold
+from gelato_env.sd.exit_rules import ExitRule, NoExit
 from gelato_env.sd.round import RoundBackend
-from gelato_env.system import EnergyBudget, SystemParams, make_channel, system_setting
+from gelato_env.setting import EnvSetting, env_config
+from gelato_env.system import EnergyBudget, SystemParams, make_channel
 
 _NO_EXIT = NoExit()
 
@@ -188,97 +187,52 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
                 f"got {render_mode!r}"
             )
         self.render_mode = render_mode
-        backend_obj = None if isinstance(backend, str) else backend
-        if backend_obj is not None and not isinstance(backend_obj, RoundBackend):
-            raise TypeError(
-                f"backend must be 'replay', 'live' or a RoundBackend, got {type(backend).__name__}"
-            )
-        config = EnvConfig(
-            backend=backend if isinstance(backend, str) else "live",
+        config, backend_obj = env_config(
+            backend=backend,
             trace_path=trace_path,
             model_pair=model_pair,
             clock=clock,
             system=system,
-            system_overrides=system_overrides or {},
+            system_overrides=system_overrides,
             channel=channel,
-            channel_params=channel_params or {},
+            channel_params=channel_params,
             payload=payload,
             budget_mode=budget_mode,
             budget_value=budget_value,
             v=v,
             action_mode=action_mode,
-            # a sequence: EnvConfig checks it and makes it a tuple
-            threshold_levels_nats=threshold_levels_nats,  # type: ignore[arg-type]
+            threshold_levels_nats=threshold_levels_nats,
             reward_mode=reward_mode,
             exit_rule=exit_rule,
-            exit_params=exit_params or {},
+            exit_params=exit_params,
             max_new_tokens=max_new_tokens,
             horizon=horizon,
             prompt_order=prompt_order,
             ema_decay=ema_decay,
-            scales=ObservationScales() if scales is None else scales,  # type: ignore[arg-type]
+            scales=scales,
         )
+        # Settings, exit rules and spaces: checked before any model or trace is loaded.
+        setting = EnvSetting.from_config(config)
         self.config = config
-        self.params: SystemParams = _system_params(config)
-        gamma_max = self.params.gamma_max
-        self._gamma_max = gamma_max
-
-        # Exit rules: checked before any model or trace is loaded.
-        self._exit_rule: ExitRule = make_exit_rule(config.exit_rule, **config.exit_params)
-        self._threshold_rules: tuple[ExitRule, ...] = ()
-        if config.action_mode == "budget_threshold":
-            self._threshold_rules = _threshold_rules(config)
-
+        self.params: SystemParams = setting.params
+        gamma_max = self._gamma_max = setting.gamma_max
+        self._exit_rule = setting.exit_rule
         self._channel = make_channel(config.channel, self.params.radio, **config.channel_params)
         self.energy_budget = EnergyBudget(config.budget_mode, config.budget_value)
 
         self.backend: RoundBackend = (
             backend_obj if backend_obj is not None else build_backend(config, gamma_max)
         )
-        if self.backend.gamma_max < gamma_max:
-            raise ValueError(
-                f"backend serves gamma_max {self.backend.gamma_max} but the system setting "
-                f"{config.system!r} needs gamma_max {gamma_max}; re-record the trace or lower "
-                f"system_overrides['gamma_max']"
-            )
-        _notice_vocabulary(config, self.params, self.backend)
-        if (
-            config.max_new_tokens is not None
-            and config.max_new_tokens > self.backend.max_new_tokens
-        ):
-            raise ValueError(
-                f"max_new_tokens {config.max_new_tokens} exceeds the backend's "
-                f"{self.backend.max_new_tokens}"
-            )
-        self._max_new_tokens = config.max_new_tokens or self.backend.max_new_tokens
+        self._max_new_tokens = setting.check_backend(self.backend)
         self._n_prompts = self.backend.n_prompts
-        if self._n_prompts < 1:
-            raise ValueError("backend has no prompts")
 
-        self.observation_spec = ObservationSpec(
-            gamma_max=gamma_max, per_token=config.action_mode == "per_token", scales=config.scales
-        )
-        self._high = self.observation_spec.high()
-        self.observation_space = spaces.Box(
-            low=np.zeros_like(self._high), high=self._high, dtype=np.float32
-        )
-        if config.action_mode == "budget":
-            self.action_space = spaces.Discrete(gamma_max + 1)
-            self._action_help = f"an integer budget in [0, {gamma_max}]"
-        elif config.action_mode == "budget_threshold":
-            n_levels = len(self._threshold_rules)
-            self.action_space = spaces.MultiDiscrete([gamma_max + 1, n_levels])
-            self._action_help = (
-                f"a pair [budget, level] of integers, budget in [0, {gamma_max}] and level in "
-                f"[0, {n_levels - 1}]"
-            )
-        else:
-            self.action_space = spaces.Discrete(2)
-            self._action_help = "0 (offload now) or 1 (draft one more)"
-        self._action_help += f" (action_mode {config.action_mode!r}: {self.action_space})"
+        self.observation_spec = setting.observation_spec
+        self.observation_space = setting.observation_space
+        self.action_space = setting.action_space
+        self._action_help = setting.action_help
         # the valid action values -> what they select (step's checks are lookups in these)
         self._budgets = {b: b for b in range(gamma_max + 1)}
-        self._level_rules = dict(enumerate(self._threshold_rules))
+        self._level_rules = dict(enumerate(setting.threshold_rules))
         self._per_token_actions = {0: 0, 1: 1}
 
         # Hot-path constants.
@@ -618,44 +572,3 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         if self._per_token:
             raw += (self._drafted, self._next_entropy, self._next_max_prob)
         return self.observation_spec.encode_raw(np.array(raw))
-
-
-def _system_params(config: EnvConfig) -> SystemParams:
-    overrides = dict(config.system_overrides)
-    if config.payload is not None:
-        overrides["protocol"] = config.payload
-    return system_setting(config.system, **overrides)
-
-
-def _notice_vocabulary(config: EnvConfig, params: SystemParams, backend: RoundBackend) -> None:
-    """Warn when a replayed trace's vocabulary differs from the payload's, unless chosen.
-
-    ``PayloadParams.vocab_size`` sizes the token ids and distributions sent over the link. It
-    may deliberately differ from the recorded models' (a small pair priced at the paper's
-    Qwen2.5 link), so a mismatch is legal; one the user did not choose (no
-    ``system_overrides['vocab_size']``) gets this notice.
-    """
-    trace = getattr(backend, "trace", None)
-    if trace is None or "vocab_size" in config.system_overrides:
-        return
-    recorded, payload = trace.header.vocab_size, params.payload.vocab_size
-    if recorded != payload:
-        warnings.warn(
-            f"trace {trace.path} was recorded with a vocabulary of {recorded} tokens, but the "
-            f"system setting {config.system!r} sizes link payloads for vocab_size {payload}; "
-            f"pass system_overrides={{'vocab_size': {recorded}}} to price the recorded models' "
-            f"link, or system_overrides={{'vocab_size': {payload}}} to keep the setting's "
-            f"(either silences this notice)",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def _threshold_rules(config: EnvConfig) -> tuple[ExitRule, ...]:
-    base = make_exit_rule(config.exit_rule, **config.exit_params)
-    if not any(f.name == "threshold_nats" for f in dataclasses.fields(base)):  # type: ignore[arg-type]
-        raise ValueError(
-            f"action_mode 'budget_threshold' needs an exit rule with a threshold_nats parameter "
-            f"(entropy_threshold, entropy_bucket), got exit_rule {config.exit_rule!r}"
-        )
-    return tuple(with_threshold(base, level) for level in config.threshold_levels_nats)

@@ -14,6 +14,12 @@ id                             what it is
                                spec ``nondeterministic``
 =============================  ===========================================================
 
+``gelato/DeviceEdgeSD-v0`` has a ``vector_entry_point`` (:func:`create_vector_env`):
+``gymnasium.make_vec(ENV_ID, num_envs=N)`` builds the native
+:class:`~gelato_env.vector.GelatoVectorEnv` (autoreset ``AutoresetMode.SAME_STEP`` unless
+``autoreset_mode="next_step"`` is passed; ``metadata["autoreset_mode"]`` says which), and
+``vectorization_mode="sync"`` / ``"async"`` the Gymnasium wrappers of single envs.
+
 Episode limits. Without ``horizon`` an episode is one prompt's generation. ``horizon=H``
 (episodes across prompts) makes the entry point :func:`create_env` wrap the env in
 ``TimeLimit(H)``, so ``gymnasium.make(id, horizon=H)`` truncates after H steps and reports
@@ -43,6 +49,7 @@ ENV_ID = "gelato/DeviceEdgeSD-v0"
 LIVE_ENV_ID = "gelato/DeviceEdgeSD-Live-v0"
 ENV_IDS: tuple[str, ...] = (ENV_ID, LIVE_ENV_ID)
 _ENTRY_POINT = "gelato_env.registration:create_env"
+_VECTOR_ENTRY_POINT = "gelato_env.registration:create_vector_env"
 
 
 def create_env(**kwargs: Any) -> gym.Env[Any, Any]:
@@ -60,10 +67,28 @@ def create_env(**kwargs: Any) -> gym.Env[Any, Any]:
     return gym.wrappers.TimeLimit(env, max_episode_steps=horizon)
 
 
+def create_vector_env(num_envs: int, **kwargs: Any) -> gym.vector.VectorEnv[Any, Any, Any]:
+    """The replay id's vector entry point: ``GelatoVectorEnv(num_envs, **kwargs)``.
+
+    Args:
+        num_envs: number of envs.
+        **kwargs: ``GelatoEnv`` keyword arguments, plus the vector env's ``rng`` and
+            ``autoreset_mode``.
+    """
+    from gelato_env.vector import GelatoVectorEnv
+
+    return GelatoVectorEnv(num_envs, **kwargs)
+
+
 def register_envs() -> None:
     """Register the gelato ids (idempotent: re-registering an id is skipped)."""
     if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point=_ENTRY_POINT, kwargs={"backend": "replay"})
+        gym.register(
+            id=ENV_ID,
+            entry_point=_ENTRY_POINT,
+            vector_entry_point=_VECTOR_ENTRY_POINT,
+            kwargs={"backend": "replay"},
+        )
     if LIVE_ENV_ID not in gym.registry:
         gym.register(id=LIVE_ENV_ID, entry_point=_ENTRY_POINT, kwargs={"backend": "live"})
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, fields
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -238,7 +238,7 @@ class AdaEDL(BatchRule):
 
 
 #: the built-in rules, by name
-EXIT_RULES: dict[str, type[BatchRule]] = {
+EXIT_RULES: dict[str, type[Any]] = {
     cls.name: cls
     for cls in (NoExit, EntropyThreshold, EntropyBucket, Survival, ConfidenceStop, AdaEDL)
 }

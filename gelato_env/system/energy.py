@@ -21,13 +21,14 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 F = TypeVar("F", float, FloatArray)
+Tokens = int | npt.NDArray[np.integer[Any]] | FloatArray  # N_k: a count, or counts
 
 BUDGET_MODES: tuple[str, ...] = ("per_round", "per_token", "per_second")
 _UNITS = {"per_round": "J/round", "per_token": "J/token", "per_second": "W"}
@@ -64,7 +65,7 @@ class EnergyBudget:
         """The unit of ``value``: J/round, J/token or W."""
         return _UNITS[self.mode]
 
-    def allowance(self, n_tokens: int | F, latency_s: F) -> F:
+    def allowance(self, n_tokens: Tokens, latency_s: F) -> F:
         """A_k, the energy in joules the budget grants a round.
 
         Args:
@@ -82,10 +83,10 @@ class EnergyBudget:
         if self.mode == "per_round":
             return self.value + 0.0 * latency_s
         if self.mode == "per_token":
-            return self.value * n_tokens + 0.0 * latency_s
+            return self.value * n_tokens + 0.0 * latency_s  # type: ignore[return-value]
         return self.value * latency_s
 
-    def settle(self, queue: F, energy_j: F, n_tokens: int | F, latency_s: F) -> tuple[F, F]:
+    def settle(self, queue: F, energy_j: F, n_tokens: Tokens, latency_s: F) -> tuple[F, F]:
         """(A_k, Q_{k+1}): the round's allowance and the queue after it, computed once.
 
         Args:
@@ -105,9 +106,9 @@ class EnergyBudget:
         backlog = queue + energy_j - allowance_j
         if isinstance(backlog, np.ndarray):
             return allowance_j, np.maximum(backlog, 0.0)
-        return allowance_j, (backlog if backlog > 0.0 else 0.0)  # type: ignore[return-value]
+        return allowance_j, (backlog if backlog > 0.0 else 0.0)
 
-    def queue_update(self, queue: F, energy_j: F, n_tokens: int | F, latency_s: F) -> F:
+    def queue_update(self, queue: F, energy_j: F, n_tokens: Tokens, latency_s: F) -> F:
         """Q_{k+1} = max(0, Q_k + E_k - A_k), the virtual energy queue after a round, joules.
 
         Args:

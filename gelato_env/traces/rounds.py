@@ -70,7 +70,7 @@ def stop_indices(rule: ExitRule, entropy: FloatArray, max_prob: FloatArray) -> I
     """
     if not is_batched(rule):
         return None
-    return rule.stop_indices(entropy, max_prob)  # type: ignore[attr-defined, no-any-return]
+    return rule.stop_indices(entropy, max_prob)  # type: ignore[attr-defined]
 
 
 class Outcome(NamedTuple):

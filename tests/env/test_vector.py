@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from gelato_env.env import GelatoEnv
+from gelato_env.registration import ENV_ID
 from gelato_env.sd.exit_rules import (
     EXIT_RULES,
 )
@@ -77,7 +78,10 @@ def _actions(space: gym.Space[Any], gen: np.random.Generator, n: int) -> np.ndar
 def _compare(kwargs: dict[str, Any], autoreset: str, n_steps: int, seed: int = 11) -> int:
     """Step both with the same actions; assert identical outputs; return episode ends seen."""
     ours = GelatoVectorEnv(N_ENVS, rng="per_env", autoreset_mode=autoreset, **kwargs)
-    theirs = _sync(N_ENVS, kwargs, autoreset)
+    return _step_both(ours, _sync(N_ENVS, kwargs, autoreset), n_steps, seed)
+
+
+def _step_both(ours: Any, theirs: Any, n_steps: int, seed: int) -> int:
     obs_a, info_a = ours.reset(seed=seed)
     obs_b, info_b = theirs.reset(seed=seed)
     np.testing.assert_array_equal(obs_a, obs_b)
@@ -130,6 +134,30 @@ def test_per_env_rng_reproduces_sync_vector_env(trace_path: str, name: str, auto
     assert n_done > 0  # episodes ended and were reset inside the comparison
 
 
+@pytest.mark.parametrize(
+    "mode", [gym.vector.AutoresetMode.SAME_STEP, gym.vector.AutoresetMode.NEXT_STEP]
+)
+def test_make_vec_builds_the_vector_env_equal_to_sync_in_its_autoreset_mode(
+    trace_path: str, mode: gym.vector.AutoresetMode
+) -> None:
+    """The id's vector entry point against make_vec's SyncVectorEnv in the mode it states."""
+    kwargs = {"trace_path": trace_path, "max_new_tokens": 12, "channel": "gauss_markov"}
+    ours = gym.make_vec(
+        ENV_ID, N_ENVS, vectorization_mode="vector_entry_point", rng="per_env",
+        autoreset_mode=mode, **kwargs,
+    )  # fmt: skip
+    assert type(ours) is GelatoVectorEnv
+    assert ours.metadata["autoreset_mode"] is mode
+    theirs = gym.make_vec(
+        ENV_ID, N_ENVS, vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": ours.metadata["autoreset_mode"]}, **kwargs,
+    )  # fmt: skip
+    assert _step_both(ours, theirs, n_steps=40, seed=3) > 0
+    default = gym.make_vec(ENV_ID, 2, trace_path=trace_path)  # the entry point by default
+    assert type(default) is GelatoVectorEnv
+    assert default.metadata["autoreset_mode"] is gym.vector.AutoresetMode.SAME_STEP
+
+
 @pytest.mark.parametrize("rule", ["none", "entropy_threshold", "survival", "confidence", "adaedl"])
 def test_per_env_rng_reproduces_every_exit_rule(trace_path: str, micro_trace, rule: str) -> None:  # type: ignore[no-untyped-def]
     params = _quantile_params(micro_trace)[rule]
@@ -154,7 +182,7 @@ def test_per_env_rng_reproduces_a_custom_exit_rule(
     monkeypatch.setitem(EXIT_RULES, _StopBelow.name, _StopBelow)
     min_prob = float(np.quantile(np.asarray(micro_trace.max_prob), 0.3))
     kwargs = {"trace_path": trace_path, "exit_rule": "stop_below"}
-    assert GelatoVectorEnv(2, **kwargs)._tables.lengths is None  # the per-step path
+    assert GelatoVectorEnv(2, **kwargs)._tables.rounds.stops is None  # the per-round path
     _compare({**kwargs, "exit_params": {"min_prob": min_prob}}, "same_step", 40)
 
 
