@@ -12,11 +12,13 @@ Two implementations produce these columns:
   decoding itself (:class:`~gelato_env.sd.engine.SpeculativeDecoder`), whose KV caches then hold
   the whole sequence s = x + y. A batch of positions t0..t0+B-1 shares that one cache: it is
   expanded to B rows and row b hides every key at or after its own prefix end with the
-  attention mask, so each row feeds only its new tokens (explicit ``position_ids``). The draft
-  runs G single-token steps per batch; the target runs one forward over at most G tokens per
-  row, and at T = 0 only for positions whose draft continuation leaves y: leading match bits
-  follow from y itself (the target's argmax along a matching prefix *is* y), so the target
-  judges only from the first mismatch on.
+  attention mask, so each row feeds only its new tokens (explicit ``position_ids``). At T > 0
+  the draft runs G single-token steps per batch of positions. At T = 0 a greedy continuation
+  depends on its context only: one draft forward over y gives the draft's step at every s_t,
+  a row follows it while its tokens match y, and the draft runs G - 1 steps once per point
+  where its argmax leaves y (a few per prompt), shared by every row that reaches that point.
+  The target runs one forward over at most G tokens per row, and at T = 0 only from the first
+  mismatch with y (the target's argmax along a matching prefix *is* y), once per such point.
 * :func:`rollout_reencode`, the reference kept to test the fast one against: it re-encodes
   every position's whole prefix in left-padded batches and decodes y token by token.
 
@@ -120,6 +122,23 @@ def _device(model: Any) -> torch.device:
 # -- the prefix-cached recorder ---------------------------------------------------------------
 
 
+def _forward_from(
+    model: Any, kv: LayerKV | None, seq: Sequence[int], start: int
+) -> tuple[torch.Tensor, LayerKV]:
+    """Logits of ``seq[start:]`` (shape ``(len(seq) - start, V_model)``) and the KV of ``seq``.
+
+    ``kv`` holds at least ``start`` keys of ``seq`` (more are dropped) or is None (``start``
+    must then be 0).
+    """
+    cache = DynamicCache(config=model.config)
+    if kv is not None:
+        for layer, (k, v) in enumerate(kv):
+            cache.update(k[:, :, :start], v[:, :, :start], layer)
+    ids = torch.tensor([list(seq[start:])], dtype=torch.long, device=_device(model))
+    out = model(input_ids=ids, use_cache=True, **{cache_kwarg(model): cache})
+    return out.logits[0], cache_layers_kv(cache)
+
+
 def _extend_kv(model: Any, kv: LayerKV | None, seq: Sequence[int], n_needed: int) -> LayerKV:
     """KV of ``seq[:n_needed]``: ``kv`` (a prefix of it, or None) extended by one forward."""
     n_have = 0 if kv is None else int(kv[0][0].shape[-2])
@@ -200,6 +219,57 @@ def _draft_rows(
     return _stack(steps)
 
 
+def _draft_greedy_shared(
+    draft: Any, kv: LayerKV | None, seq: Sequence[int], n_prompt: int, spec: _Spec
+) -> dict[str, torch.Tensor]:
+    """The greedy draft's G-step continuation from every prefix s_t: ``(L, G)`` tensors (T = 0).
+
+    A greedy continuation depends on its context only. Let a_u be the draft's argmax after s_u
+    (u = 0..L; s_L = x + y): one forward over y gives every a_u and its statistics. Row t runs
+    along y while its tokens match y: steps j = 0..k_t have context s_{t+j} exactly, where
+    k_t is the first j with a_{t+j} != y_{t+j} or t + j = L. From the divergence point
+    p = t + k_t on, the context s_p + a_p + ... is the same for every row that reaches p, so
+    the draft runs G - 1 cached steps once per divergence point, not once per row.
+    """
+    n_out, g = len(seq) - n_prompt, spec.gamma_max
+    if n_prompt > 1:
+        kv = _extend_kv(draft, kv, seq, n_prompt - 1)
+    logits, kv_full = _forward_from(draft, kv if n_prompt > 1 else None, seq, n_prompt - 1)
+    along = step_stats(logits[:, : spec.width], 0.0, spec.p_top, None)  # (L + 1,) each
+    a = along["token"].cpu().numpy()
+    y = np.asarray(seq[n_prompt:], dtype=np.int64)
+    diverges = np.ones(n_out + 1, dtype=bool)  # u = L always "diverges": y ends there
+    diverges[:n_out] = a[:n_out] != y
+    next_div = np.empty(n_out + 1, dtype=np.int64)  # smallest u' >= u that diverges
+    nxt = n_out
+    for u in range(n_out, -1, -1):
+        nxt = u if diverges[u] else nxt
+        next_div[u] = nxt
+    k = next_div[:n_out] - np.arange(n_out)  # (L,) steps served by the pass: j <= k_t
+    points = np.unique(next_div[:n_out][k < g - 1])  # divergence points some row runs past
+    stats: dict[str, torch.Tensor] = along
+    if len(points) and g > 1:
+        rows = _SharedPrefixRows(draft, kv_full, [n_prompt + int(p) for p in points])
+        tokens = along["token"][torch.as_tensor(points)][:, None]  # a_p, fed after s_p
+        steps = []
+        for _ in range(g - 1):
+            step = step_stats(rows.forward(tokens)[:, -1, : spec.width], 0.0, spec.p_top, None)
+            steps.append(step)
+            tokens = step["token"][:, None]
+        after = _stack(steps)  # (n_points, G - 1): e_1 .. e_{G-1} per point
+        stats = {
+            name: torch.cat([along[name], after[name].reshape(-1).to(along[name].dtype)])
+            for name in along
+        }
+    # Row t, step j reads the pass at u = t + j while j <= k_t, else step j - k_t of its point.
+    t_idx, j_idx = np.arange(n_out)[:, None], np.arange(g)[None, :]
+    point_row = np.searchsorted(points, np.minimum(next_div[:n_out], n_out))[:, None]
+    from_point = (n_out + 1) + point_row * (g - 1) + (j_idx - k[:, None] - 1)
+    index = np.where(j_idx <= k[:, None], t_idx + j_idx, from_point)
+    flat = torch.as_tensor(index.reshape(-1))
+    return {name: col[flat].reshape(n_out, g) for name, col in stats.items()}
+
+
 def _target_verdicts(
     target: Any,
     kv: LayerKV,
@@ -232,6 +302,7 @@ def _target_verdicts(
             verdict[t, :m] = 1.0
         if m < g:
             jobs.append((t, m))
+    jobs, copies = _shared_jobs(jobs, drafts) if spec.temperature == 0.0 else (jobs, [])
     n_bad = 0
     for start in range(0, len(jobs), batch):
         part = jobs[start : start + batch]
@@ -254,7 +325,34 @@ def _target_verdicts(
                 p = log_probs(row, spec.temperature).exp().gather(-1, d[:, None]).squeeze(-1)
                 q = np.maximum(q_token[t, m:], np.finfo(np.float32).tiny)  # d ~ q: q(d) > 0
                 verdict[t, m:] = np.minimum(p.double().cpu().numpy() / q, 1.0)
+    for (t, m), (src_t, src_m) in copies:  # same context and continuation as a judged row
+        verdict[t, m:] = verdict[src_t, src_m : src_m + g - m]
     return verdict, n_bad
+
+
+def _shared_jobs(
+    jobs: list[tuple[int, int]], drafts: npt.NDArray[np.int64]
+) -> tuple[list[tuple[int, int]], list[tuple[tuple[int, int], tuple[int, int]]]]:
+    """Greedy jobs to run, and the jobs whose verdicts copy a run job's (T = 0).
+
+    Jobs (t, m) and (t', m') with t + m = t' + m' = p start from the same context s_p; when
+    their remaining draft tokens agree (a greedy draft's continuation depends on its context
+    only), the longer job's target logits judge the shorter one's tokens too.
+    """
+    g = drafts.shape[1]
+    longest: dict[int, tuple[int, int]] = {}
+    for t, m in jobs:
+        if t + m not in longest or m < longest[t + m][1]:
+            longest[t + m] = (t, m)
+    run, copies = [], []
+    for t, m in jobs:
+        src_t, src_m = longest[t + m]
+        same = np.array_equal(drafts[t, m:], drafts[src_t, src_m : src_m + g - m])
+        if (t, m) == (src_t, src_m) or not same:
+            run.append((t, m))
+        else:
+            copies.append(((t, m), (src_t, src_m)))
+    return run, copies
 
 
 def _decode_target(
@@ -299,12 +397,16 @@ def rollout_prefix_cached(
     y, target_kv, draft_kv = _decode_target(pair, prompt, rollout, generator)
     seq, n_prompt, n_out = prompt + y, len(prompt), len(y)
     target_kv = _extend_kv(pair.target, target_kv, seq, len(seq) - 1)
-    draft_kv = _extend_kv(pair.draft, draft_kv, seq, len(seq) - 1)
-    parts: list[dict[str, torch.Tensor]] = []
-    for t0 in range(0, n_out, rollout.batch_positions):
-        ts = range(t0, min(n_out, t0 + rollout.batch_positions))
-        parts.append(_draft_rows(pair.draft, draft_kv, seq, ts, n_prompt, spec, generator))
-    cont = {k: torch.cat([p[k] for p in parts]).cpu().numpy() for k in parts[0]}
+    if spec.temperature == 0.0:
+        shared = _draft_greedy_shared(pair.draft, draft_kv, seq, n_prompt, spec)
+        cont = {k: v.cpu().numpy() for k, v in shared.items()}
+    else:
+        draft_kv = _extend_kv(pair.draft, draft_kv, seq, len(seq) - 1)
+        parts: list[dict[str, torch.Tensor]] = []
+        for t0 in range(0, n_out, rollout.batch_positions):
+            ts = range(t0, min(n_out, t0 + rollout.batch_positions))
+            parts.append(_draft_rows(pair.draft, draft_kv, seq, ts, n_prompt, spec, generator))
+        cont = {k: torch.cat([p[k] for p in parts]).cpu().numpy() for k in parts[0]}
     verdict, n_bad = _target_verdicts(
         pair.target,
         target_kv,

@@ -64,3 +64,17 @@ def test_greedy_leading_bits_follow_the_target_output() -> None:
             assert bits[t, j] == float(d[t, j] == y[t + j])
             if d[t, j] != y[t + j]:
                 break
+
+
+def test_one_token_prompt_equals_reencode() -> None:
+    """The greedy shared-continuation path also starts from a prompt of one token."""
+    pair = _pair("llama_draft")
+    spec = RolloutSpec(5, 20, 0.0, 0.9, 4, decode_budget=2)
+    with torch.inference_mode():
+        ref, _ = rollout_reencode(pair, [7], spec)
+        new, n_bad = rollout_prefix_cached(pair, [7], spec)
+    for name in EXACT:
+        np.testing.assert_array_equal(new[name], ref[name], err_msg=name)
+    for name in CLOSE:
+        np.testing.assert_allclose(new[name], ref[name], atol=1e-5, err_msg=name)
+    assert n_bad == 0
