@@ -1,11 +1,15 @@
-"""One evaluation loop for every agent (analytic or learned) and the results table.
+"""One evaluation loop for every agent (analytic or learned), seeds, and the results table.
 
-Every agent runs over the same prompts, seeds and channel draws: episode i resets the env with
-seed ``seed + i`` (so the prompt choice and every channel draw of the episode are the same for all
-agents under greedy replay), and the energy queue persists across episodes (a long-term run, the
-setting the budget is defined for). Consecutive seeds play distinct prompts (a pass without
-replacement, :mod:`gelato_env.prompt_order`), so n episodes on m >= n prompts play n different
-prompts; with fewer prompts than episodes a warning says that prompts repeat. Evaluations play
+Every agent runs over the same prompts, seeds and channel draws: under evaluation seed s, episode
+i resets the env with seed ``s * SEED_STRIDE + i`` (so the prompt choice and every channel draw of
+the episode are the same for all agents under greedy replay), and the energy queue persists
+across the episodes of a seed (a long-term run, the setting the budget is defined for).
+Consecutive env seeds play distinct prompts (a pass without replacement,
+:mod:`gelato_env.prompt_order`), so n episodes on m >= n prompts play n different prompts; with
+fewer prompts than episodes a warning says that prompts repeat. Another evaluation seed starts
+the pass elsewhere in the prompt order and draws other channel states (the env's ``np_random``
+is seeded per episode). :func:`run_agent_seeds` plays several seeds; :func:`seed_table` reports
+each metric as its mean over seeds with a 95 % Student-t confidence interval. Evaluations play
 held-out prompts: :func:`heldout_prompts` gives the evaluation side of the hash split that
 ``scripts/train.py`` and GELATO's calibration also use (wrap the backend in
 :class:`agents.training.PromptSubset`).
@@ -22,6 +26,7 @@ construction; the target-only agent's output on the live backend).
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import warnings
@@ -78,6 +83,7 @@ class AgentRun:
         budget_value: the env's budget value.
         lossless: whether the agent is a lossless SD scheme.
         closed_form: metrics of agents evaluated without the env (device-only), else None.
+        seed: the evaluation seed (env seeds :func:`episode_seeds`).
     """
 
     label: str
@@ -89,6 +95,7 @@ class AgentRun:
     budget_value: float
     lossless: bool = True
     closed_form: Mapping[str, float] | None = None
+    seed: int = 0
 
     def metrics(self) -> dict[str, float]:
         """Throughput, energy, budget use, acceptance and backlog of the run."""
@@ -124,6 +131,25 @@ class AgentRun:
 
 ProgressFactory = Callable[[int, str], Any]
 
+#: evaluation seed s plays env seeds ``s * SEED_STRIDE + i`` (episode i): consecutive within a
+#: seed (one pass over the prompts), disjoint across seeds for up to SEED_STRIDE episodes, and a
+#: prime, so that seed s starts the prompt order at ``s * SEED_STRIDE mod n_prompts``, a
+#: different place for every seed below n_prompts (seed 0 plays env seeds 0, 1, 2, ...) [D]
+SEED_STRIDE = 10_007
+
+
+def episode_seeds(seed: int, n_episodes: int) -> range:
+    """The env seeds evaluation seed ``seed`` resets its episodes with.
+
+    >>> list(episode_seeds(0, 3)), list(episode_seeds(2, 2))
+    ([0, 1, 2], [20014, 20015])
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    if not 1 <= n_episodes <= SEED_STRIDE:
+        raise ValueError(f"n_episodes must be in [1, {SEED_STRIDE}], got {n_episodes}")
+    return range(seed * SEED_STRIDE, seed * SEED_STRIDE + n_episodes)
+
 
 def run_agent(
     policy: Policy,
@@ -136,7 +162,7 @@ def run_agent(
     env_kwargs: Mapping[str, Any] | None = None,
     progress: ProgressFactory | None = None,
 ) -> AgentRun:
-    """Run ``policy`` for ``n_episodes`` episodes (seeds ``seed .. seed + n_episodes - 1``).
+    """Run ``policy`` for ``n_episodes`` episodes of evaluation seed ``seed``.
 
     Args:
         policy: any SB3-style policy; :class:`AnalyticPolicy` instances are bound to the env and
@@ -145,12 +171,55 @@ def run_agent(
         label: the row label.
         agent: the registry name.
         n_episodes: episodes (prompts) to run, >= 1.
-        seed: seed of the first episode.
+        seed: the evaluation seed (env seeds :func:`episode_seeds`).
         env_kwargs: shared env settings (before the agent's overrides).
         progress: optional ``(total, desc) -> tqdm-like`` progress bar factory.
     """
+    (run,) = run_agent_seeds(
+        policy, make_env, label=label, agent=agent, n_episodes=n_episodes, seeds=(seed,),
+        env_kwargs=env_kwargs, progress=progress,
+    )  # fmt: skip
+    return run
+
+
+def run_agent_seeds(
+    policy: Policy,
+    make_env: Callable[[Mapping[str, Any]], Any],
+    *,
+    label: str,
+    agent: str,
+    n_episodes: int,
+    seeds: Sequence[int],
+    env_kwargs: Mapping[str, Any] | None = None,
+    progress: ProgressFactory | None = None,
+) -> list[AgentRun]:
+    """One :func:`run_agent` run per evaluation seed, binding the policy once.
+
+    Each seed plays a fresh copy of the just-bound policy (binding is deterministic, so this is
+    what binding anew would give, without repeating a costly calibration) from an empty queue.
+
+    Args:
+        policy: as in :func:`run_agent`.
+        make_env: builds an env from keyword arguments.
+        label: the row label.
+        agent: the registry name.
+        n_episodes: episodes (prompts) per seed, in [1, :data:`SEED_STRIDE`].
+        seeds: distinct evaluation seeds >= 0, at least one.
+        env_kwargs: shared env settings (before the agent's overrides).
+        progress: optional ``(total, desc) -> tqdm-like`` progress bar factory (one bar over
+            every seed's episodes).
+
+    Returns:
+        The runs, in ``seeds`` order.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    plays = [episode_seeds(s, n_episodes) for s in seeds]  # checks the values before any work
     kwargs = dict(env_kwargs or {})
     lossless = True
     if isinstance(policy, AnalyticPolicy):
@@ -159,31 +228,72 @@ def run_agent(
         lossless = overrides.lossless
     env = make_env(kwargs)
     base = env.unwrapped
-    if isinstance(policy, AnalyticPolicy) and not isinstance(policy, DeviceOnly):
+    config = base.config
+    if isinstance(policy, DeviceOnly):
+        metrics = DeviceOnly.closed_form(base.params)
+        env.close()
+        closed = {"throughput_tps": metrics.throughput_tps,
+                  "energy_per_token_j": metrics.energy_per_token_j}  # fmt: skip
+        mode, value = config.budget_mode, config.budget_value
+        return [
+            AgentRun(label, agent, {}, (), (), mode, value, False, closed, seed=s) for s in seeds
+        ]
+    if isinstance(policy, AnalyticPolicy):
         env, base = _bind(policy, env, make_env, kwargs)
+    check_heldout(policy, label, _played_prompts(base.backend))
     if base.backend.n_prompts < n_episodes:
         warnings.warn(
             f"{label}: {n_episodes} episodes on {base.backend.n_prompts} prompts: prompts repeat "
             "(each pass over the prompts plays every prompt once)",
             stacklevel=2,
         )
-    if isinstance(policy, DeviceOnly):
-        metrics = DeviceOnly.closed_form(base.params)
-        env.close()
-        return AgentRun(
-            label, agent, {}, (), (), base.config.budget_mode, base.config.budget_value,
-            lossless=False,
-            closed_form={
-                "throughput_tps": metrics.throughput_tps,
-                "energy_per_token_j": metrics.energy_per_token_j,
-            },
-        )  # fmt: skip
+    bound = _fresh_copy(policy) if len(seeds) > 1 else policy
+    bar = progress(n_episodes * len(seeds), label) if progress else None
+    runs = []
+    for i, (seed, env_seeds) in enumerate(zip(seeds, plays, strict=True)):
+        played = policy if i == 0 else _fresh_copy(bound)
+        runs.append(_play(played, env, label=label, agent=agent, env_seeds=env_seeds,
+                          seed=seed, lossless=lossless, bar=bar))  # fmt: skip
+    if bar is not None:
+        bar.close()
+    env.close()
+    return runs
+
+
+def _played_prompts(backend: Any) -> tuple[int, ...] | None:
+    """Trace prompt indices a backend serves (a subset's, or the whole trace's); None if live."""
+    trace = getattr(backend, "trace", None)
+    if trace is None:
+        return None
+    indices = getattr(backend, "indices", None)
+    return tuple(range(trace.n_prompts)) if indices is None else tuple(indices)
+
+
+def _fresh_copy(policy: Policy) -> Policy:
+    """A deep copy of ``policy`` that shares its bound env (state copied, env not)."""
+    env = getattr(policy, "env", None)
+    memo = {} if env is None else {id(env): env}
+    return copy.deepcopy(policy, memo)
+
+
+def _play(
+    policy: Policy,
+    env: Any,
+    *,
+    label: str,
+    agent: str,
+    env_seeds: range,
+    seed: int,
+    lossless: bool,
+    bar: Any,
+) -> AgentRun:
+    """Play the episodes ``env_seeds`` (the queue kept across them) and log every round."""
+    base = env.unwrapped
     analytic = policy if isinstance(policy, AnalyticPolicy) else None
     logs: dict[str, list[float]] = {key: [] for key in ROUND_KEYS}
     outputs, prompts = [], []
-    bar = progress(n_episodes, label) if progress else None
-    for episode in range(n_episodes):
-        obs, reset_info = env.reset(seed=seed + episode, options={"keep_queue": episode > 0})
+    for episode, env_seed in enumerate(env_seeds):
+        obs, reset_info = env.reset(seed=env_seed, options={"keep_queue": episode > 0})
         prompts.append(int(reset_info["prompt_index"]))
         start = np.ones(1, dtype=bool)
         done = False
@@ -201,13 +311,10 @@ def run_agent(
         outputs.append(tuple(int(x) for x in getattr(base.backend, "output_ids", ())))
         if bar is not None:
             bar.update(1)
-    if bar is not None:
-        bar.close()
-    env.close()
     rounds = {key: np.asarray(values, dtype=np.float64) for key, values in logs.items()}
     return AgentRun(
         label, agent, rounds, tuple(outputs), tuple(prompts), base.config.budget_mode,
-        float(base.config.budget_value), lossless=lossless,
+        float(base.config.budget_value), lossless=lossless, seed=seed,
     )  # fmt: skip
 
 
@@ -276,6 +383,43 @@ def heldout_env_factory(
         return GelatoEnv(**{**kwargs, **extra, "backend": PromptSubset(backend, held)})
 
     return make_env, held
+
+
+def check_heldout(policy: Policy, label: str, prompt_indices: Sequence[int] | None) -> None:
+    """Refuse to score a learned agent on prompts it was trained on.
+
+    A trained agent's card (:class:`agents.training.AgentCard`) lists its training prompts
+    (trace prompt indices); the evaluation plays ``prompt_indices`` of the same trace (the
+    held-out side of its split, :func:`heldout_env_factory`). Other agents pass.
+
+    Args:
+        policy: the agent about to be evaluated.
+        label: its row label (for the message).
+        prompt_indices: the trace prompt indices the evaluation plays; None on a live backend,
+            where the prompts cannot be matched to the card's (a warning says so).
+
+    Raises:
+        ValueError: the evaluation plays some of the agent's training prompts.
+    """
+    card = getattr(policy, "card", None)
+    split = getattr(card, "split", None)
+    if not isinstance(split, Mapping) or "train" not in split:
+        return
+    if prompt_indices is None:
+        warnings.warn(
+            f"{label}: cannot check that the evaluation's prompts are held out from the learned "
+            "agent's training prompts (no trace to match them against)",
+            stacklevel=2,
+        )
+        return
+    overlap = sorted(set(prompt_indices) & {int(p) for p in split["train"]})
+    if overlap:
+        raise ValueError(
+            f"{label}: the evaluation plays {len(overlap)} of the learned agent's "
+            f"{len(split['train'])} training prompts (trace prompt indices {overlap[:10]}"
+            f"{' ...' if len(overlap) > 10 else ''}): scores on training prompts flatter it; "
+            "evaluate with the eval_fraction and trace it was trained with"
+        )
 
 
 def acceptance_calibration(
@@ -388,78 +532,167 @@ REFERENCE_AGENT = "dssd"
 BUDGET_TOLERANCE = 0.01
 
 
-def _gains(row: dict[str, Any], ref: Mapping[str, Any] | None, suffix: str) -> None:
-    if ref is None:
-        row[f"gain_tput_{suffix}"] = row[f"gain_j_{suffix}"] = math.nan
-        return
-    row[f"gain_tput_{suffix}"] = row["throughput_tps"] / ref["throughput_tps"] - 1.0
-    row[f"gain_j_{suffix}"] = row["energy_per_token_j"] / ref["energy_per_token_j"] - 1.0
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Mean and confidence-interval half-width of ``values`` (Student t, ``n - 1`` dof).
+
+    The half-width is ``t_{(1 + level) / 2, n - 1} * s / sqrt(n)`` with ``s`` the sample
+    standard deviation: NaN for fewer than two values, 0 when they are all equal.
+
+    >>> mean, half = t_interval([1.0, 2.0, 3.0])
+    >>> round(mean, 3), round(half, 3)  # t_{0.975, 2} = 4.303, s = 1
+    (2.0, 2.484)
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan
+    from scipy.stats import t
+
+    return mean, float(t.ppf((1.0 + level) / 2.0, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
 
 
-def results_table(runs: Sequence[AgentRun]) -> list[dict[str, Any]]:
-    """One row per run, with gains against three references.
+#: suffix of a metric's 95 % confidence-interval half-width in the table rows
+CI = "_ci95"
+
+
+def _summarize(row: dict[str, Any], key: str, values: Sequence[float]) -> None:
+    row[key], row[key + CI] = t_interval(values)
+
+
+def _ratio_gains(
+    row: dict[str, Any], per_seed: Sequence[Mapping[str, float]],
+    ref: Sequence[Mapping[str, float]] | None, names: tuple[str, str],
+) -> None:  # fmt: skip
+    """Per-seed gains vs ``ref``'s same-seed run (throughput, energy per token), summarized."""
+    for key, metric in zip(names, ("throughput_tps", "energy_per_token_j"), strict=True):
+        if ref is None:
+            row[key] = row[key + CI] = math.nan
+            continue
+        gains = [m[metric] / r[metric] - 1.0 for m, r in zip(per_seed, ref, strict=True)]
+        _summarize(row, key, gains)
+
+
+def seed_table(groups: Sequence[Sequence[AgentRun]]) -> list[dict[str, Any]]:
+    """One row per agent over several evaluation seeds: means and 95 % CIs, and gains.
+
+    ``groups[j]`` holds seed j's runs, the same agents in the same order in every group. Each
+    metric of :meth:`AgentRun.metrics` is reported as its mean over seeds (key ``metric``) and
+    the half-width of its 95 % Student-t confidence interval (key ``metric + "_ci95"``, NaN with
+    one seed, :func:`t_interval`). Gains are computed per seed against the reference's run of
+    the same seed (same prompts and channel draws), then summarized the same way. References,
+    chosen on the means:
 
     * ``*_vs_dssd``: the paper's named reference, the ``dssd`` run (fixed gamma, DSSD payload);
-    * ``*_vs_best``: the strongest baseline that meets the energy budget (within
-      :data:`BUDGET_TOLERANCE`): the highest-throughput run of any agent other than GELATO
-      (its ablations count as baselines) that is lossless and evaluated in the env;
+    * ``*_vs_best``: the strongest baseline that meets the energy budget (mean energy within
+      :data:`BUDGET_TOLERANCE` of it): the highest-throughput run of any agent other than
+      GELATO (its ablations count as baselines) that is lossless and evaluated in the env;
     * ``gain_throughput`` / ``gain_energy_per_token``: the best static distributed SD baseline
       (``static``/``dssd``), whatever its energy (the first build's comparison).
 
     ``gain_tput_*`` = throughput / reference's - 1; ``gain_j_*`` = energy per token /
     reference's - 1 (negative: saves energy); NaN without the reference. ``meets_budget`` flags
-    the runs within the tolerance; ``best_baseline`` names the second reference.
+    the runs within the tolerance; ``best_baseline`` names the second reference; ``name`` is the
+    registry agent, ``agent`` the row label; ``n_seeds`` the number of seeds.
+
+    Raises:
+        ValueError: no group, or groups whose labels differ.
     """
-    rows: list[dict[str, Any]] = [{"agent": run.label, **run.metrics()} for run in runs]
-    in_env = [(row, run) for row, run in zip(rows, runs, strict=True) if run.closed_form is None]
-    for row, _ in in_env:
-        row["meets_budget"] = row["budget_violation"] <= BUDGET_TOLERANCE
-    static = [row for row, run in in_env if run.agent in STATIC_AGENTS]
-    best_static = max(static, key=lambda row: row["throughput_tps"]) if static else None
-    dssd = [row for row, run in in_env if run.agent == REFERENCE_AGENT]
-    reference = next((r for r in dssd if r["agent"] == REFERENCE_AGENT), dssd[0] if dssd else None)
-    feasible = [
-        row for row, run in in_env
-        if run.agent != "gelato" and run.lossless and row["meets_budget"]
-    ]  # fmt: skip
-    best = max(feasible, key=lambda row: row["throughput_tps"]) if feasible else None
-    for row in rows:
-        _gains(row, best_static, "static")
-        row["gain_throughput"] = row.pop("gain_tput_static")
-        row["gain_energy_per_token"] = row.pop("gain_j_static")
-        row["best_static"] = best_static["agent"] if best_static else ""
-        _gains(row, reference, "vs_dssd")
-        _gains(row, best, "vs_best")
-        row["best_baseline"] = best["agent"] if best else ""
+    if not groups:
+        raise ValueError("seed_table needs the runs of at least one seed")
+    first = groups[0]
+    labels = [run.label for run in first]
+    for group in groups[1:]:
+        if [run.label for run in group] != labels:
+            raise ValueError(f"every seed must run the same agents in the same order: {labels} "
+                             f"vs {[run.label for run in group]}")  # fmt: skip
+    # metrics[i][j]: agent i, seed j
+    metrics = [[group[i].metrics() for group in groups] for i in range(len(first))]
+    rows: list[dict[str, Any]] = []
+    for run, per_seed in zip(first, metrics, strict=True):
+        row: dict[str, Any] = {"agent": run.label, "name": run.agent, "n_seeds": len(groups)}
+        for key in per_seed[0]:
+            _summarize(row, key, [m[key] for m in per_seed])
+        rows.append(row)
+    in_env = [i for i, run in enumerate(first) if run.closed_form is None]
+    for i in in_env:
+        rows[i]["meets_budget"] = rows[i]["budget_ratio"] <= 1.0 + BUDGET_TOLERANCE
+
+    def strongest(candidates: Sequence[int]) -> int | None:
+        return max(candidates, key=lambda i: rows[i]["throughput_tps"]) if candidates else None
+
+    best_static = strongest([i for i in in_env if first[i].agent in STATIC_AGENTS])
+    dssd = [i for i in in_env if first[i].agent == REFERENCE_AGENT]
+    reference = next((i for i in dssd if labels[i] == REFERENCE_AGENT), dssd[0] if dssd else None)
+    best = strongest([i for i in in_env if first[i].agent != "gelato" and first[i].lossless
+                      and rows[i]["meets_budget"]])  # fmt: skip
+    for row, per_seed in zip(rows, metrics, strict=True):
+        for ref, names in (
+            (best_static, ("gain_throughput", "gain_energy_per_token")),
+            (reference, ("gain_tput_vs_dssd", "gain_j_vs_dssd")),
+            (best, ("gain_tput_vs_best", "gain_j_vs_best")),
+        ):
+            _ratio_gains(row, per_seed, None if ref is None else metrics[ref], names)
+        row["best_static"] = "" if best_static is None else labels[best_static]
+        row["best_baseline"] = "" if best is None else labels[best]
     return rows
 
 
+def results_table(runs: Sequence[AgentRun]) -> list[dict[str, Any]]:
+    """:func:`seed_table` of one seed's runs (every ``*_ci95`` is NaN)."""
+    return seed_table([runs])
+
+
+def per_seed_rows(groups: Sequence[Sequence[AgentRun]]) -> list[dict[str, Any]]:
+    """Every run's own metrics, one row per (seed, agent): the data behind :func:`seed_table`."""
+    return [{"seed": run.seed, "agent": run.label, "name": run.agent, **run.metrics()}
+            for group in groups for run in group]  # fmt: skip
+
+
+#: Markdown columns: row key, title, format of the mean, and whether its CI is shown
 TABLE_COLUMNS = (
-    ("agent", "agent", "{}"),
-    ("throughput_tps", "tok/s", "{:.2f}"),
-    ("energy_per_token_j", "J/tok", "{:.4f}"),
-    ("energy_avg", "E avg", "{:.4f}"),
-    ("energy_budget", "budget", "{:.4f}"),
-    ("budget_violation", "viol.", "{:.1%}"),
-    ("mean_accepted", "acc/rnd", "{:.2f}"),
-    ("mean_planned_budget", "plan γ~", "{:.2f}"),
-    ("mean_drafted", "γ", "{:.2f}"),
-    ("backlog_mean_j", "Q mean J", "{:.3f}"),
-    ("gain_tput_vs_dssd", "tput vs dssd", "{:+.1%}"),
-    ("gain_j_vs_dssd", "J/tok vs dssd", "{:+.1%}"),
-    ("gain_tput_vs_best", "tput vs best", "{:+.1%}"),
-    ("gain_j_vs_best", "J/tok vs best", "{:+.1%}"),
+    ("agent", "agent", "{}", False),
+    ("throughput_tps", "tok/s", "{:.2f}", True),
+    ("energy_per_token_j", "J/tok", "{:.4f}", True),
+    ("budget_ratio", "E/budget", "{:.3f}", True),
+    ("energy_budget", "budget", "{:.4f}", False),
+    ("mean_accepted", "acc/rnd", "{:.2f}", False),
+    ("mean_planned_budget", "plan γ~", "{:.2f}", False),
+    ("mean_drafted", "γ", "{:.2f}", False),
+    ("backlog_mean_j", "Q mean J", "{:.3f}", False),
+    ("gain_tput_vs_dssd", "tput vs dssd", "{:+.1%}", True),
+    ("gain_j_vs_dssd", "J/tok vs dssd", "{:+.1%}", True),
+    ("gain_tput_vs_best", "tput vs best", "{:+.1%}", True),
+    ("gain_j_vs_best", "J/tok vs best", "{:+.1%}", True),
 )
 
 
-def headline(rows: Sequence[Mapping[str, Any]], label: str = "gelato") -> list[str]:
-    """GELATO's gains vs ``dssd`` and vs the strongest budget-meeting baseline, as text lines."""
-    row = next((r for r in rows if r["agent"] == label), None)
+def table_caption(rows: Sequence[Mapping[str, Any]]) -> str:
+    """What the table's numbers are: the number of seeds and what ``±`` means."""
+    n = int(rows[0].get("n_seeds", 1)) if rows else 1
+    if n < 2:
+        return "One evaluation seed: no confidence intervals (set several `seeds`)."
+    return (
+        f"Mean ± 95 % CI half-width over {n} evaluation seeds (Student t, {n - 1} dof); gains "
+        "are computed per seed against the reference's run of the same seed. E/budget: the "
+        "energy spent over the budget's allowance (1 meets it)."
+    )
+
+
+def headline(rows: Sequence[Mapping[str, Any]], agent: str = "gelato") -> list[str]:
+    """The first ``agent`` row's gains vs ``dssd`` and the strongest budget-meeting baseline.
+
+    Text lines; means ± 95 % CI half-widths when there are several seeds.
+    """
+    row = next((r for r in rows if r.get("name", r["agent"]) == agent), None)
     if row is None:
         return []
+    label = row["agent"]
     lines = [
-        f"{label}: {row['throughput_tps']:.2f} tok/s, {row['energy_per_token_j']:.4f} J/token, "
-        f"energy {row['energy_avg'] / row['energy_budget']:.3f} x the budget "
+        f"{label}: {_cell(row, 'throughput_tps', '{:.2f}')} tok/s, "
+        f"{_cell(row, 'energy_per_token_j', '{:.4f}')} J/token, energy "
+        f"{_cell(row, 'budget_ratio', '{:.3f}')} x the budget "
         f"({'meets it' if row.get('meets_budget') else 'VIOLATES it'} within 1 %)"
     ]
     best = row["best_baseline"] or "-"
@@ -467,10 +700,9 @@ def headline(rows: Sequence[Mapping[str, Any]], label: str = "gelato") -> list[s
         ("vs_dssd", "dssd (the paper's named reference)"),
         ("vs_best", f"{best} (the strongest baseline meeting the budget)"),
     ):
-        tput, joules = row[f"gain_tput_{suffix}"], row[f"gain_j_{suffix}"]
         lines.append(
-            f"{label} vs {what}: throughput {_fmt('{:+.1%}', tput)}, "
-            f"energy per token {_fmt('{:+.1%}', joules)}"
+            f"{label} vs {what}: throughput {_cell(row, f'gain_tput_{suffix}', '{:+.1%}')}, "
+            f"energy per token {_cell(row, f'gain_j_{suffix}', '{:+.1%}')}"
         )
     if not row.get("meets_budget"):
         lines.append(
@@ -487,28 +719,53 @@ def _fmt(fmt: str, value: Any) -> str:
     return fmt.format(value)
 
 
+def _cell(row: Mapping[str, Any], key: str, fmt: str, ci: bool = True) -> str:
+    """``row[key]`` formatted, with `` ± `` its CI half-width when it has a finite one."""
+    text = _fmt(fmt, row.get(key))
+    half = row.get(key + CI)
+    if not ci or text == "-" or half is None or not math.isfinite(half):
+        return text
+    return f"{text} ± {_fmt(fmt.replace('+', ''), half)}"
+
+
 def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The results as a Markdown table (device-only rows show '-' where not applicable)."""
-    header = "| " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |"
+    """The caption (:func:`table_caption`) and the results as a Markdown table.
+
+    Device-only rows show '-' where not applicable.
+    """
+    header = "| " + " | ".join(title for _, title, _, _ in TABLE_COLUMNS) + " |"
     rule = "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"
-    lines = [header, rule]
+    lines = [table_caption(rows), "", header, rule]
     for row in rows:
-        cells = [_fmt(fmt, row.get(key)) for key, _, fmt in TABLE_COLUMNS]
+        cells = [_cell(row, key, fmt, ci) for key, _, fmt, ci in TABLE_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def write_results(rows: Sequence[Mapping[str, Any]], directory: Path) -> tuple[Path, Path]:
-    """Write ``results.csv`` and ``results.md`` into ``directory``; returns their paths."""
-    directory.mkdir(parents=True, exist_ok=True)
+def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    csv_path = directory / "results.csv"
-    with csv_path.open("w", newline="") as f:
+    with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
+    return path
+
+
+def write_results(
+    rows: Sequence[Mapping[str, Any]], directory: Path,
+    per_seed: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[Path, Path]:  # fmt: skip
+    """Write ``results.csv`` (means, ``*_ci95`` half-widths) and ``results.md`` to ``directory``.
+
+    Also ``results_per_seed.csv`` when ``per_seed`` rows (:func:`per_seed_rows`) are given.
+    Returns the paths of the first two.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    csv_path = _write_csv(rows, directory / "results.csv")
+    if per_seed is not None:
+        _write_csv(per_seed, directory / "results_per_seed.csv")
     md_path = directory / "results.md"
     md_path.write_text(markdown_table(rows) + "\n")
     return csv_path, md_path

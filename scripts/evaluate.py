@@ -13,9 +13,12 @@ the energy budget. Outputs land in Hydra's run directory: results.csv, results.m
 
 from __future__ import annotations
 
+import csv
+import math
 import os
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,46 +29,116 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from agents.evaluation import (
+    CI,
     AgentRun,
     check_lossless,
     headline,
     heldout_env_factory,
     markdown_table,
-    results_table,
-    run_agent,
+    per_seed_rows,
+    run_agent_seeds,
+    seed_table,
+    t_interval,
     write_results,
 )
-from agents.plots import plot_sweep, plot_timeline, plot_v_tradeoff
-from agents.registry import load_preset, make_agent
+from agents.plots import (
+    FORMATS,
+    plot_comparison,
+    plot_gains,
+    plot_sweep,
+    plot_timeline,
+    plot_v_tradeoff,
+)
+from agents.registry import AgentPreset, load_preset, make_agent
 from gelato_env.conf.schema import check_composed, register
 from gelato_env.config import EnvConfig
 from gelato_env.env import GelatoEnv
 
-
-def load_agent(name: str, overrides: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    preset = load_preset(name, overrides)
-    return preset.name, preset.label, preset.params
+#: the keys of an ``agents`` entry given as a mapping (a preset variant)
+AGENT_ENTRY_KEYS = ("preset", "label", "params")
 
 
-def evaluate(cfg: DictConfig, env_kwargs: dict[str, Any], agents: list[str],
+def variant_label(label: str, changed: Mapping[str, Any]) -> str:
+    """A preset's label with the parameters a variant changes, e.g. ``static_topp[gamma=3]``.
+
+    >>> variant_label("static_topp", {"gamma": 3, "protocol": "full"})
+    'static_topp[gamma=3,protocol=full]'
+    """
+    if not changed:
+        return label
+    return f"{label}[{','.join(f'{k}={v}' for k, v in sorted(changed.items()))}]"
+
+
+def agent_specs(entries: Sequence[Any], overrides: Mapping[str, Any]) -> list[AgentPreset]:
+    """The agents of a table, in order, from ``agents`` entries and ``agent_overrides``.
+
+    An entry is a preset (a ``conf/agent`` name or a ``.yaml`` path), whose parameters
+    ``agent_overrides[<its label>]`` tunes in place (the label stays), or a mapping
+    ``{preset: <preset>, params: {...}, label: <row label>}``, a *variant*: the preset with
+    ``params`` changed, labelled ``label`` or, without one, :func:`variant_label` of the preset's
+    label and the parameters that differ from the preset's. So two variants of one baseline
+    share a table: ``agents=[static_topp,{preset:static_topp,params:{gamma:2}}]``.
+
+    Raises:
+        ValueError: an entry that is neither, unknown keys, an unknown preset, non-mapping
+            params, or two agents with one label.
+    """
+    specs: list[AgentPreset] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            specs.append(load_preset(entry, overrides))
+            continue
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("preset"), str):
+            raise ValueError(
+                f"an agents entry must be a preset name or a mapping with keys "
+                f"{list(AGENT_ENTRY_KEYS)} (preset required), got {entry!r}"
+            )
+        unknown = sorted(set(entry) - set(AGENT_ENTRY_KEYS))
+        if unknown:
+            raise ValueError(f"agents entry {dict(entry)!r}: unknown keys {unknown}; valid keys: "
+                             f"{list(AGENT_ENTRY_KEYS)}")  # fmt: skip
+        params = entry.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise ValueError(f"agents entry {dict(entry)!r}: params must be a mapping, got "
+                             f"{params!r}")  # fmt: skip
+        base = load_preset(entry["preset"])
+        changed = {k: v for k, v in params.items() if base.params.get(k, _UNSET) != v}
+        label = entry.get("label") or variant_label(base.label, changed)
+        specs.append(AgentPreset(base.name, str(label), {**base.params, **params}))
+    labels = [spec.label for spec in specs]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ValueError(
+            f"agents: several entries are labelled {twice}: give variants their own label (an "
+            "agents entry {preset: ..., params: ..., label: ...})"
+        )
+    return specs
+
+
+_UNSET = object()
+
+
+def evaluate(cfg: DictConfig, env_kwargs: dict[str, Any], agents: Sequence[Any],
              n_episodes: int | None, agent_overrides: dict[str, Any],
-             progress: bool) -> list[AgentRun]:  # fmt: skip
+             progress: bool) -> list[list[AgentRun]]:  # fmt: skip
+    """Every agent over every seed of ``cfg.seeds``: ``groups[j][i]`` is agent i's run of seed j."""
     make_env, held = heldout_env_factory(env_kwargs, float(cfg.eval_fraction))
     if n_episodes is None:  # every held-out prompt once
         n_episodes = len(held) if held is not None else make_env({}).backend.n_prompts
+    seeds = [int(s) for s in cfg.seeds]
 
     def bar(total: int, desc: str) -> Any:
         return tqdm(total=total, desc=desc, unit="ep", leave=False)
 
-    runs = []
-    for agent_name in agents:
-        name, label, params = load_agent(agent_name, agent_overrides)
-        policy = make_agent(name, **params)
-        runs.append(
-            run_agent(policy, make_env, label=label, agent=name, n_episodes=n_episodes,
-                      seed=int(cfg.seed), env_kwargs={}, progress=bar if progress else None)
+    per_agent = []
+    for spec in agent_specs(agents, agent_overrides):
+        policy = make_agent(spec.name, **spec.params)
+        per_agent.append(
+            run_agent_seeds(policy, make_env, label=spec.label, agent=spec.name,
+                            n_episodes=n_episodes, seeds=seeds, env_kwargs={},
+                            progress=bar if progress else None)
         )  # fmt: skip
-    return runs
+    return [list(group) for group in zip(*per_agent, strict=True)]
 
 
 register()  # the config schemas (gelato_env/conf/schema.py), before @hydra.main composes
@@ -92,15 +165,16 @@ def check_config(cfg: DictConfig, where: str = "an experiment file or an overrid
         EnvConfig.from_dict(values["env"])  # names and values of the env kwargs
     except (TypeError, ValueError) as err:
         raise ValueError(f"env: {err}") from None
-    _check_int("seed", values["seed"], low=0)
+    _check_seeds(values["seeds"])
     _check_episodes(values["n_episodes"], values["eval_fraction"])
     _check_int("sweep.n_episodes", values["sweep"]["n_episodes"], low=1)
     for name in ("agents", "sweep.agents"):
         agents = values[name] if name == "agents" else values["sweep"]["agents"]
-        if not isinstance(agents, list) or not all(isinstance(a, str) for a in agents):
+        if not isinstance(agents, list):
             raise ValueError(f"{name} must be a list of conf/agent names, got {agents!r}")
         if not agents:
             raise ValueError(f"{name} must not be empty")
+        agent_specs(agents, values["agent_overrides"])  # presets, variants, unique labels
     for name, flag in (("check_lossless", values["check_lossless"]),
                        ("progress", values["progress"]),
                        ("sweep.enabled", values["sweep"]["enabled"])):  # fmt: skip
@@ -109,6 +183,15 @@ def check_config(cfg: DictConfig, where: str = "an experiment file or an overrid
     if values["wandb"]["mode"] not in WANDB_MODES:
         raise ValueError(f"wandb.mode must be one of {list(WANDB_MODES)}, got "
                          f"{values['wandb']['mode']!r}")  # fmt: skip
+
+
+def _check_seeds(seeds: Any) -> None:
+    if not isinstance(seeds, list) or not seeds:
+        raise ValueError(f"seeds must be a non-empty list of ints, got {seeds!r}")
+    for seed in seeds:
+        _check_int("seeds[i]", seed, low=0)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
 
 
 def _check_episodes(n_episodes: Any, eval_fraction: Any) -> None:
@@ -176,18 +259,22 @@ def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
         env_kwargs["trace_path"] = str(default_trace_path())
     overrides = OmegaConf.to_container(cfg.agent_overrides, resolve=True)
     assert isinstance(overrides, dict)
+    agents = OmegaConf.to_container(cfg.agents, resolve=True)
+    assert isinstance(agents, list)
     progress = bool(cfg.progress)
 
-    # 1. the comparison
+    # 1. the comparison, every seed
     n_episodes = None if cfg.n_episodes is None else int(cfg.n_episodes)
-    runs = evaluate(cfg, env_kwargs, list(cfg.agents), n_episodes, overrides, progress)
+    groups = evaluate(cfg, env_kwargs, agents, n_episodes, overrides, progress)
     held = heldout_env_factory(env_kwargs, float(cfg.eval_fraction))[1]
     if cfg.check_lossless:
-        check_lossless(runs, lossless_reference(env_kwargs, runs, held))
-    rows = results_table(runs)
-    write_results(rows, out_dir)
-    bounds = gelato_bounds(cfg, env_kwargs, runs, overrides, held) if replay else {}
-    lines = [f"- {key}: {value:.3f} tokens/s" for key, value in bounds.items()]
+        for runs in groups:
+            check_lossless(runs, lossless_reference(env_kwargs, runs, held))
+    rows = seed_table(groups)
+    write_results(rows, out_dir, per_seed_rows(groups))
+    specs = agent_specs(agents, overrides)
+    bounds = gelato_bounds(env_kwargs, groups, specs, held)
+    lines = [f"- {line}" for line in bounds_lines(bounds)]
     lines += [f"- {line}" for line in headline(rows)]
     with (out_dir / "results.md").open("a") as f:
         f.write("\n" + "\n".join(lines) + "\n")
@@ -196,22 +283,24 @@ def main_impl(cfg: DictConfig) -> list[dict[str, Any]]:
 
     # 2. sweeps and plots
     plots = out_dir / "plots"
-    plots.mkdir(exist_ok=True)
-    for run in runs:
-        if run.agent == "gelato":
-            plot_timeline(run, plots / f"timeline_{run.label}.png")
+    figures = list(plot_comparison(rows, plots / "comparison"))
+    gelato = next((run for run in groups[0] if run.agent == "gelato"), None)
+    if gelato is not None:
+        figures += plot_timeline(gelato, plots / f"timeline_{gelato.label}")
     if cfg.sweep.enabled:
-        run_sweeps(cfg, env_kwargs, overrides, plots)
+        figures += run_sweeps(cfg, env_kwargs, overrides, plots)
 
-    log_wandb(cfg, rows, runs, out_dir)
-    print(f"results: {out_dir / 'results.md'}  plots: {plots}")
+    log_wandb(cfg, rows, groups[0], out_dir)
+    print(f"results: {out_dir / 'results.md'}  per seed: {out_dir / 'results_per_seed.csv'}")
+    print(f"figures ({', '.join(FORMATS)}): {plots}: "
+          f"{', '.join(sorted({p.stem for p in figures}))}")  # fmt: skip
     return rows
 
 
 def lossless_reference(env_kwargs: dict[str, Any], runs: list[AgentRun],
                        held: tuple[int, ...] | None = None) -> dict[int, list[int]]:  # fmt: skip
     """Target-only greedy output per env prompt: the trace's (replay; env prompt i is trace
-    prompt ``held[i]``) or target_only's run (live)."""
+    prompt ``held[i]``) or target_only's run of the same seed (live)."""
     if env_kwargs.get("backend", "replay") == "replay":
         from gelato_env.traces import load_trace
 
@@ -224,35 +313,69 @@ def lossless_reference(env_kwargs: dict[str, Any], runs: list[AgentRun],
     return {p: list(out) for p, out in zip(target.prompts, target.outputs, strict=True)}
 
 
-def gelato_bounds(cfg: DictConfig, env_kwargs: dict[str, Any], runs: list[AgentRun],
-                  overrides: dict[str, Any],
-                  held: tuple[int, ...] | None = None) -> dict[str, float]:  # fmt: skip
-    """R_GELATO + B_0/V and the clairvoyant optimum on this evaluation's trace and channel draws."""
+#: each bound, what it needs, as printed when it cannot be computed
+BOUND_NEEDS = {
+    "dpp_upper_tps": "GELATO's DPP bound R_GELATO + B_0/V: not computed (needs gelato among the "
+    "agents)",
+    "clairvoyant_upper_tps": "clairvoyant bound: not computed (needs target_only among the "
+    "agents, whose one-token rounds reveal the channel draws, and a replayed greedy trace)",
+}
+
+
+def gelato_bounds(env_kwargs: dict[str, Any], groups: list[list[AgentRun]],
+                  specs: list[AgentPreset],
+                  held: tuple[int, ...] | None = None) -> dict[str, list[float]]:  # fmt: skip
+    """R_GELATO + B_0/V and the clairvoyant optimum per seed, on each seed's channel draws.
+
+    Returns:
+        bound name -> its value per seed (tokens/s); a bound that cannot be computed is absent
+        (:data:`BOUND_NEEDS` says why). A live backend has no trace: no bounds.
+    """
+    if env_kwargs.get("backend", "replay") != "replay":
+        return {}
     from agents.bounds import bounds_from_runs
     from agents.gelato import DEFAULT_V
     from gelato_env.system import EnergyBudget
 
     env = GelatoEnv(**env_kwargs)
+    gelato = next((spec for spec in specs if spec.name == "gelato"), None)
     v = None
-    if "gelato" in cfg.agents:
-        v = load_agent("gelato", overrides)[2].get("v")
+    if gelato is not None:
+        v = gelato.params.get("v")
         v = DEFAULT_V[env.config.budget_mode] if v is None else float(v)
-    bounds = bounds_from_runs(
-        runs, v=v, system=env.params,
-        budget=EnergyBudget(env.config.budget_mode, env.config.budget_value),
-        trace=env.backend.trace, max_new_tokens=env.backend.max_new_tokens,
-        prompt_indices=held,
-    )  # fmt: skip
+    per_seed: dict[str, list[float]] = {}
+    for runs in groups:
+        bounds = bounds_from_runs(
+            runs, v=v, system=env.params,
+            budget=EnergyBudget(env.config.budget_mode, env.config.budget_value),
+            trace=env.backend.trace, max_new_tokens=env.backend.max_new_tokens,
+            prompt_indices=held,
+        )  # fmt: skip
+        for key, value in bounds.items():
+            per_seed.setdefault(key, []).append(value)
     env.close()
-    return bounds
+    return per_seed
+
+
+def bounds_lines(bounds: dict[str, list[float]]) -> list[str]:
+    """Each bound as ``mean ± 95 % CI`` over seeds, and a line for each one not computed."""
+    lines = []
+    for key, values in bounds.items():
+        mean, half = t_interval(values)
+        ci = f" ± {half:.3f}" if math.isfinite(half) else ""
+        lines.append(f"{key}: {mean:.3f}{ci} tokens/s")
+    lines += [why for key, why in BOUND_NEEDS.items() if key not in bounds]
+    return lines
 
 
 def run_sweeps(cfg: DictConfig, env_kwargs: dict[str, Any], overrides: dict[str, Any],
-               plots: Path) -> None:  # fmt: skip
-    """Budget, bandwidth and V sweeps (few episodes each) and their plots: throughput per agent
-    and GELATO's gains vs dssd and vs the strongest budget-meeting baseline."""
+               plots: Path) -> list[Path]:  # fmt: skip
+    """Budget, bandwidth and V sweeps (``sweep.n_episodes`` per seed, every seed) and their
+    figures: throughput and energy over the budget per agent, and GELATO's gains vs dssd and
+    vs the strongest budget-meeting baseline; returns the figure files."""
     n_sweep = int(cfg.sweep.n_episodes)
-    agents = list(cfg.sweep.agents)
+    agents = OmegaConf.to_container(cfg.sweep.agents, resolve=True)
+    assert isinstance(agents, list)
     by_budget: dict[str, list[tuple[float, dict[str, float]]]] = {}
     for value in cfg.sweep.budget_values:
         kw = {**env_kwargs, "budget_value": float(value)}
@@ -261,73 +384,97 @@ def run_sweeps(cfg: DictConfig, env_kwargs: dict[str, Any], overrides: dict[str,
     for value in cfg.sweep.bandwidths_hz:
         sys_over = {**env_kwargs.get("system_overrides", {}), "bandwidth_hz": float(value)}
         kw = {**env_kwargs, "system_overrides": sys_over}
-        runs = evaluate(cfg, kw, agents, n_sweep, overrides, False)
-        sweep_point(runs, float(value), by_bandwidth)
-    gains = ("gain vs dssd", "gain vs best")
-    plot_sweep({k: v for k, v in by_budget.items() if k in gains}, "gain", "energy budget",
-               "GELATO throughput gain", plots / "gain_vs_budget.png")  # fmt: skip
-    plot_sweep({k: v for k, v in by_bandwidth.items() if k in gains}, "gain",
-               "uplink bandwidth (Hz)", "GELATO throughput gain",
-               plots / "gain_vs_bandwidth.png", logx=True)  # fmt: skip
-    write_sweep(by_budget, plots / "sweep_budget.csv")
-    write_sweep(by_bandwidth, plots / "sweep_bandwidth.csv")
+        sweep_point(evaluate(cfg, kw, agents, n_sweep, overrides, False), float(value) / 1e6,
+                    by_bandwidth)  # fmt: skip
+    unit = BUDGET_UNITS[str(env_kwargs.get("budget_mode", "per_round"))]
+    figures: list[Path] = []
+    gains = GAIN_SERIES
+    budget_gains = {k: v for k, v in by_budget.items() if k in gains}
+    bandwidth_gains = {k: v for k, v in by_bandwidth.items() if k in gains}
+    figures += plot_gains(budget_gains, f"energy budget ({unit})", plots / "gain_vs_budget")
+    figures += plot_gains(bandwidth_gains, "uplink bandwidth (MHz)", plots / "gain_vs_bandwidth",
+                          logx=True)  # fmt: skip
+    write_sweep(by_budget, plots / "sweep_budget.csv", "budget_value")
+    write_sweep(by_bandwidth, plots / "sweep_bandwidth.csv", "bandwidth_mhz")
     by_budget = {k: v for k, v in by_budget.items() if k not in gains}
     by_bandwidth = {k: v for k, v in by_bandwidth.items() if k not in gains}
     by_v: list[tuple[float, dict[str, float]]] = []
     for value in cfg.sweep.v_values:
         over = {**overrides, "gelato": {**overrides.get("gelato", {}), "v": float(value)}}
-        (run,) = evaluate(cfg, env_kwargs, ["gelato"], n_sweep, over, False)
-        by_v.append((float(value), run.metrics()))
-    plot_sweep(by_budget, "throughput_tps", "energy budget (J/round)", "throughput (tokens/s)",
-               plots / "throughput_vs_budget.png")  # fmt: skip
-    plot_sweep(by_bandwidth, "throughput_tps", "uplink bandwidth (Hz)",
-               "throughput (tokens/s)", plots / "bandwidth_sweep.png", logx=True)  # fmt: skip
-    plot_v_tradeoff(by_v, plots / "v_tradeoff.png")
+        (row,) = seed_table(evaluate(cfg, env_kwargs, ["gelato"], n_sweep, over, False))
+        by_v.append((float(value), row))
+    write_sweep({"gelato": by_v}, plots / "sweep_v.csv", "v")
+    figures += plot_sweep(by_budget, f"energy budget ({unit})", plots / "throughput_vs_budget")
+    figures += plot_sweep(by_bandwidth, "uplink bandwidth (MHz)", plots / "bandwidth_sweep",
+                          logx=True)  # fmt: skip
+    figures += plot_v_tradeoff(by_v, plots / "v_tradeoff")
+    return figures
 
 
-def sweep_point(runs: list[AgentRun], value: float,
-                sweep: dict[str, list[tuple[float, dict[str, float]]]]) -> None:  # fmt: skip
-    """Add one sweep point: each run's metrics, and GELATO's two gains as pseudo-agents."""
-    rows = results_table(runs)
-    for run in runs:
-        sweep.setdefault(run.label, []).append((value, run.metrics()))
-    gelato = next((row for row in rows if row["agent"] == "gelato"), None)
+#: GELATO's gains in a sweep: vs dssd, vs the strongest budget-meeting baseline at each point
+GAIN_SERIES = ("GELATO vs dssd", "GELATO vs best meeting the budget")
+#: the unit of ``budget_value`` per budget mode (docs/design.md §5)
+BUDGET_UNITS = {"per_round": "J/round", "per_token": "J/token", "per_second": "W"}
+
+
+def sweep_point(groups: list[list[AgentRun]], value: float,
+                sweep: dict[str, list[tuple[float, dict[str, Any]]]]) -> None:  # fmt: skip
+    """Add one sweep point: each agent's row over seeds, and GELATO's two gains as the
+    pseudo-agents :data:`GAIN_SERIES` (``gain``, ``gain_j`` and their CIs)."""
+    rows = seed_table(groups)
+    for row in rows:
+        sweep.setdefault(str(row["agent"]), []).append((value, row))
+    gelato = next((row for row in rows if row["name"] == "gelato"), None)
     if gelato is not None:
-        for suffix, key in (("vs_dssd", "gain vs dssd"), ("vs_best", "gain vs best")):
-            sweep.setdefault(key, []).append(
-                (value, {"gain": gelato[f"gain_tput_{suffix}"],
-                         "gain_j": gelato[f"gain_j_{suffix}"]}))  # fmt: skip
+        for suffix, key in zip(("vs_dssd", "vs_best"), GAIN_SERIES, strict=True):
+            point = {}
+            for name, column in (("gain", f"gain_tput_{suffix}"), ("gain_j", f"gain_j_{suffix}")):
+                point[name], point[name + CI] = gelato[column], gelato[column + CI]
+            sweep.setdefault(key, []).append((value, point))
 
 
-def write_sweep(sweep: dict[str, list[tuple[float, dict[str, float]]]], path: Path) -> None:
-    """The sweep as CSV rows: label, value, throughput (or gain), energy per token (or gain)."""
-    with path.open("w") as f:
-        f.write("label,value,throughput_tps_or_gain,energy_per_token_j_or_gain\n")
+#: the columns of a sweep CSV (means and 95 % CI half-widths over seeds; gains for the
+#: ``vs dssd`` / ``vs best`` pseudo-agents)
+SWEEP_COLUMNS = ("throughput_tps", "energy_per_token_j", "budget_ratio", "backlog_mean_j",
+                 "gain", "gain_j")  # fmt: skip
+
+
+def write_sweep(sweep: dict[str, list[tuple[float, dict[str, Any]]]], path: Path,
+                swept: str) -> None:  # fmt: skip
+    """The sweep as CSV rows: label, the swept value (column ``swept``), and each of
+    :data:`SWEEP_COLUMNS` with its CI (empty where it does not apply)."""
+    keys = [k for key in SWEEP_COLUMNS for k in (key, key + CI)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["label", swept, *keys])
         for label, points in sweep.items():
             for value, m in points:
-                a = m.get("throughput_tps", m.get("gain"))
-                b = m.get("energy_per_token_j", m.get("gain_j"))
-                f.write(f"{label},{value},{a},{b}\n")
+                writer.writerow([label, value, *(m.get(k, "") for k in keys)])
 
 
 def log_wandb(cfg: DictConfig, rows: list[dict[str, Any]], runs: list[AgentRun],
               out_dir: Path) -> None:  # fmt: skip
+    """The table's means and CIs as run summary, the first seed's GELATO rounds, the figures."""
     if cfg.wandb.mode == "disabled":
         return
     import wandb
 
-    name = cfg.wandb.name or f"{cfg.env.system}__evaluate__{cfg.seed}__{int(time.time())}"
+    seeds = "-".join(str(s) for s in cfg.seeds)
+    name = cfg.wandb.name or f"{cfg.env.system}__evaluate__{seeds}__{int(time.time())}"
     run = wandb.init(
         project=cfg.wandb.project, entity=cfg.wandb.entity, name=name, mode=cfg.wandb.mode,
         dir=str(out_dir), config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
     )  # fmt: skip
     for row in rows:
         label = row["agent"]
-        run.summary[f"charts/{label}/throughput_tps"] = row["throughput_tps"]
-        run.summary[f"energy/{label}/energy_per_token_j"] = row["energy_per_token_j"]
-        for key in ("energy_avg", "budget_violation", "backlog_mean_j"):
-            if key in row:
-                run.summary[f"energy/{label}/{key}"] = row[key]
+        for key in ("throughput_tps", "throughput_tps" + CI):
+            run.summary[f"charts/{label}/{key}"] = row[key]
+        for key in ("energy_per_token_j", "energy_avg", "budget_ratio", "budget_violation",
+                    "backlog_mean_j"):  # fmt: skip
+            for name in (key, key + CI):
+                if name in row:
+                    run.summary[f"energy/{label}/{name}"] = row[name]
         for key in ("mean_accepted", "mean_planned_budget", "mean_drafted"):
             if key in row:
                 run.summary[f"sd/{label}/{key}"] = row[key]

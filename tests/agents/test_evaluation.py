@@ -3,19 +3,28 @@ random-initialised micro models: they exercise the machinery, not the paper's nu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 
+from agents.base import AnalyticPolicy, Decision
 from agents.bounds import Episode, clairvoyant_bound, evaluate_schedule
 from agents.evaluation import (
+    CI,
+    SEED_STRIDE,
     AgentRun,
     LosslessError,
+    check_heldout,
     check_lossless,
+    episode_seeds,
     markdown_table,
+    per_seed_rows,
     results_table,
     run_agent,
+    run_agent_seeds,
+    seed_table,
+    t_interval,
     write_results,
 )
 from agents.registry import make_agent
@@ -85,7 +94,10 @@ def test_results_table(runs: dict[str, AgentRun], tmp_path: Any) -> None:
     csv_path, md_path = write_results(rows, tmp_path)
     assert csv_path.read_text().startswith("agent,")
     assert "| gelato |" in md_path.read_text()
-    assert markdown_table(rows).count("\n") == len(rows) + 1
+    table = markdown_table(rows)
+    assert table.startswith("One evaluation seed: no confidence intervals")
+    assert table.count("\n") == len(rows) + 3  # caption, blank line, header, rule, rows
+    assert " ± " not in table  # no interval from one seed
 
 
 def test_realization_model_reproduces_env_totals(
@@ -179,3 +191,164 @@ def test_evaluation_plays_distinct_heldout_prompts(micro_trace: Any) -> None:
     with pytest.warns(UserWarning, match="prompts repeat"):
         run_agent(make_agent("static"), heldout, label="s", agent="static",
                   n_episodes=len(held) + 1, seed=0)  # fmt: skip
+
+
+# -- seeds, confidence intervals --------------------------------------------------------------
+
+
+def _make_env(trace: Any, budget: float = 0.3) -> Any:
+    def make_env(kwargs: Any) -> GelatoEnv:
+        return GelatoEnv(trace_path=str(trace.path), budget_value=budget, system=SYSTEM, **kwargs)
+
+    return make_env
+
+
+class _Drifting(AnalyticPolicy):
+    """Drafts more as it ages, across episodes (state the harness must not carry across seeds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n_rounds = 0
+
+    def decide(self, obs: Any) -> Decision:
+        self.n_rounds += 1
+        return Decision(budget=min(self.n_rounds // 5, 8))
+
+
+@pytest.mark.parametrize("name", ["gelato", "drifting"])
+def test_each_seed_plays_as_a_freshly_bound_agent(micro_trace: Any, name: str) -> None:
+    # bound once, copied per seed: the same rounds as binding a new agent for that seed
+    def agent() -> AnalyticPolicy:
+        return _Drifting() if name == "drifting" else make_agent(name, fit_acceptance=True)
+
+    runs = run_agent_seeds(agent(), _make_env(micro_trace), label="g", agent=name,
+                           n_episodes=4, seeds=[0, 1, 2])  # fmt: skip
+    assert [run.seed for run in runs] == [0, 1, 2]
+    for run in runs:
+        alone = run_agent(agent(), _make_env(micro_trace), label="g", agent=name, n_episodes=4,
+                          seed=run.seed)  # fmt: skip
+        assert alone.prompts == run.prompts
+        for key, values in alone.rounds.items():
+            np.testing.assert_array_equal(values, run.rounds[key], err_msg=key)
+
+
+def test_seeds_vary_prompt_order_and_channel(micro_trace: Any) -> None:
+    runs = run_agent_seeds(make_agent("target_only"), _make_env(micro_trace), label="t",
+                           agent="target_only", n_episodes=6, seeds=[0, 1, 2])  # fmt: skip
+    orders = [run.prompts for run in runs]
+    assert all(sorted(order) == list(range(6)) for order in orders)  # every prompt once per seed
+    assert len(set(orders)) == 3  # each seed starts the order elsewhere
+    first = [run.rounds["rate_bps"][run.rounds["episode"] == 0] for run in runs]
+    assert not np.array_equal(first[0][:5], first[1][:5])  # other channel draws
+    assert list(episode_seeds(1, 3)) == [SEED_STRIDE, SEED_STRIDE + 1, SEED_STRIDE + 2]
+
+
+def test_same_seeds_give_identical_tables(micro_trace: Any) -> None:
+    def table() -> list[dict[str, Any]]:
+        per_agent = [
+            run_agent_seeds(make_agent(name), _make_env(micro_trace), label=name, agent=name,
+                            n_episodes=3, seeds=[4, 7])
+            for name in ("gelato", "dssd", "static")
+        ]  # fmt: skip
+        return seed_table([list(group) for group in zip(*per_agent, strict=True)])
+
+    first, second = table(), table()
+    assert first == second
+    assert first[0]["n_seeds"] == 2
+    assert np.isfinite(first[0]["throughput_tps" + CI])
+
+
+@pytest.mark.parametrize(
+    ("seeds", "n", "match"),
+    [([], 2, "seeds must not be empty"), ([1, 1], 2, "seeds must be distinct"),
+     ([-1], 2, "seed must be >= 0"), ([0], SEED_STRIDE + 1, "n_episodes must be in")],
+)  # fmt: skip
+def test_bad_seeds(micro_trace: Any, seeds: list[int], n: int, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        run_agent_seeds(make_agent("static"), _make_env(micro_trace), label="s", agent="static",
+                        n_episodes=n, seeds=seeds)  # fmt: skip
+
+
+def _fake_run(label: str, agent: str, seed: int, tokens: float, energy_j: float) -> AgentRun:
+    """A one-round run: ``tokens`` tokens in 1 s spending ``energy_j`` (budget 1 J/round)."""
+    rounds = {key: np.zeros(1) for key in ("budget", "n_drafted", "n_accepted", "queue")}
+    rounds.update(n_tokens=np.array([tokens]), latency_s=np.array([1.0]),
+                  energy_j=np.array([energy_j]))  # fmt: skip
+    return AgentRun(label, agent, rounds, ((1,),), (0,), "per_round", 1.0, seed=seed)
+
+
+def test_seed_table_means_intervals_and_per_seed_gains() -> None:
+    tput = {"gelato": [10.0, 12.0, 14.0], "dssd": [5.0, 8.0, 7.0]}
+    groups = [
+        [_fake_run(name, name, s, tput[name][s], 0.5) for name in ("gelato", "dssd")]
+        for s in range(3)
+    ]
+    gelato, dssd = seed_table(groups)
+    # Student t with 2 dof: t_{0.975, 2} = 4.3027; s = 2 -> half-width 4.3027 * 2 / sqrt(3)
+    assert gelato["throughput_tps"] == pytest.approx(12.0)
+    assert gelato["throughput_tps" + CI] == pytest.approx(4.302653 * 2.0 / np.sqrt(3.0))
+    # the gain is taken per seed (same prompts and channel), then averaged
+    per_seed = [10 / 5 - 1, 12 / 8 - 1, 14 / 7 - 1]
+    assert gelato["gain_tput_vs_dssd"] == pytest.approx(np.mean(per_seed))
+    assert gelato["gain_tput_vs_dssd" + CI] == pytest.approx(t_interval(per_seed)[1])
+    assert gelato["gain_tput_vs_dssd"] != pytest.approx(12.0 / np.mean(tput["dssd"]) - 1)
+    assert dssd["gain_tput_vs_dssd"] == 0.0
+    assert gelato["best_baseline"] == "dssd"  # meets the budget (0.5 of it)
+    rows = per_seed_rows(groups)
+    assert [(r["seed"], r["agent"]) for r in rows[:3]] == [(0, "gelato"), (0, "dssd"),
+                                                            (1, "gelato")]  # fmt: skip
+    table = markdown_table([gelato, dssd])
+    assert "over 3 evaluation seeds (Student t, 2 dof)" in table
+    assert "| gelato | 12.00 ± 4.97 |" in table
+
+
+def test_seed_table_refuses_mismatched_seeds() -> None:
+    a = [_fake_run("gelato", "gelato", 0, 1.0, 0.5)]
+    b = [_fake_run("dssd", "dssd", 1, 1.0, 0.5)]
+    with pytest.raises(ValueError, match="same agents in the same order"):
+        seed_table([a, b])
+
+
+def test_t_interval_needs_two_values() -> None:
+    mean, half = t_interval([3.0])
+    assert mean == 3.0
+    assert np.isnan(half)
+    assert t_interval([2.0, 2.0, 2.0]) == (2.0, 0.0)
+
+
+class _Card:
+    split: ClassVar[dict[str, list[int]]] = {"train": [0, 1, 2], "eval": [3, 4, 5]}
+
+
+class _TrainedStatic:
+    """A stand-in for a learned agent: static SD with a training card (prompts 0-2)."""
+
+    card = _Card()
+
+
+def test_learned_agents_play_heldout_prompts_only(micro_trace: Any) -> None:
+    from agents.baselines import StaticSD
+    from agents.training import PromptSubset
+    from gelato_env.traces.replay import ReplayBackend
+
+    class Trained(_TrainedStatic, StaticSD):
+        pass
+
+    def subset(indices: list[int]) -> Any:
+        def make_env(kwargs: Any) -> GelatoEnv:
+            backend = PromptSubset(ReplayBackend(micro_trace), indices)
+            return GelatoEnv(backend=backend, system=SYSTEM, **kwargs)
+
+        return make_env
+
+    run = run_agent(Trained(), subset([3, 4, 5]), label="l", agent="learned", n_episodes=3,
+                    seed=0)  # fmt: skip
+    assert sorted(run.prompts) == [0, 1, 2]  # env prompts 0-2: trace prompts 3-5
+    with pytest.raises(ValueError, match=r"plays 1 of the learned agent's 3 training prompts"):
+        run_agent(Trained(), subset([2, 3]), label="l", agent="learned", n_episodes=2, seed=0)
+    with pytest.raises(ValueError, match=r"trace prompt indices \[0, 1, 2\]"):
+        run_agent(Trained(), _make_env(micro_trace), label="l", agent="learned", n_episodes=2,
+                  seed=0)  # fmt: skip
+    with pytest.warns(UserWarning, match="cannot check"):
+        check_heldout(_TrainedStatic(), "l", None)  # type: ignore[arg-type]
+    check_heldout(make_agent("static"), "s", [0, 1])  # no card: nothing to check
