@@ -355,6 +355,57 @@ def _shared_jobs(
     return run, copies
 
 
+def decode_greedy_batch(
+    pair: ModelPair, prompts: Sequence[Sequence[int]], max_new_tokens: int
+) -> list[tuple[list[int], LayerKV]]:
+    """The target's greedy outputs of several prompts decoded together, with their KV caches.
+
+    A decoding step of a few prompts reads the target's weights once for all of them, which on
+    a CPU costs about what one prompt's step costs (decoding is memory-bound), so decoding B
+    prompts in one left-padded batch is several times faster per prompt than speculative
+    decoding each alone. Positions count from each prompt's first token, so a row's keys equal
+    its unpadded decoding's up to float rounding.
+
+    Returns:
+        Per prompt: y (ending at EOS or after ``max_new_tokens``) and the target's KV of
+        ``prompt + y[:-1]`` (shape ``(1, H, N, D)`` per layer).
+    """
+    target, width, eos = pair.target, pair.shared_vocab_size(), pair.eos_token_id
+    rows = [[int(i) for i in p] for p in prompts]
+    ids, mask, positions = _left_pad(rows, _device(target))
+    cache = DynamicCache(config=target.config)
+    kw = {cache_kwarg(target): cache}
+    out = target(
+        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+        logits_to_keep=1, **kw,
+    )  # fmt: skip
+    ys: list[list[int]] = [[] for _ in rows]
+    done = [False] * len(rows)
+    while True:
+        tokens = out.logits[:, -1, :width].argmax(dim=-1)  # (B,)
+        for b, tok in enumerate(tokens.tolist()):
+            if not done[b]:
+                ys[b].append(tok)
+                done[b] = tok == eos or len(ys[b]) == max_new_tokens
+        if all(done):
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+        positions = positions[:, -1:] + 1
+        out = target(
+            input_ids=tokens[:, None], attention_mask=mask, position_ids=positions,
+            use_cache=True, **kw,
+        )  # fmt: skip
+    width_pad = ids.shape[1]
+    result = []
+    for b, (row, y) in enumerate(zip(rows, ys, strict=True)):
+        start = width_pad - len(row)
+        stop = width_pad + len(y) - 1  # the keys of prompt + y[:-1]
+        kv = [(k[b : b + 1, :, start:stop].clone(), v[b : b + 1, :, start:stop].clone())
+              for k, v in cache_layers_kv(cache)]  # fmt: skip
+        result.append((y, kv))
+    return result
+
+
 def _decode_target(
     pair: ModelPair, prompt: list[int], rollout: RolloutSpec, gen: Any
 ) -> tuple[list[int], LayerKV | None, LayerKV | None]:
@@ -378,7 +429,12 @@ def _decode_target(
 
 
 def rollout_prefix_cached(
-    pair: ModelPair, prompt_ids: Sequence[int], rollout: RolloutSpec, *, generator: Any = None
+    pair: ModelPair,
+    prompt_ids: Sequence[int],
+    rollout: RolloutSpec,
+    *,
+    generator: Any = None,
+    decoded: tuple[list[int], LayerKV] | None = None,
 ) -> tuple[Columns, int]:
     """Roll one prompt out with shared prefix caches (see the module docstring).
 
@@ -387,6 +443,8 @@ def rollout_prefix_cached(
         prompt_ids: the prompt's token ids (non-empty).
         rollout: what to roll out.
         generator: ``torch.Generator`` for sampling (T > 0).
+        decoded: T = 0 only: the target's greedy y and its KV, from
+            :func:`decode_greedy_batch` (None: decode y here by speculative decoding).
 
     Returns:
         Columns ``target_tokens`` ``(L,)`` and ``draft_tokens``, ``entropy``, ``max_prob``,
@@ -394,9 +452,16 @@ def rollout_prefix_cached(
     """
     prompt = [int(i) for i in prompt_ids]
     spec = _Spec(rollout.gamma_max, rollout.temperature, rollout.p_top, pair.shared_vocab_size())
-    y, target_kv, draft_kv = _decode_target(pair, prompt, rollout, generator)
+    draft_kv: LayerKV | None = None
+    target_cached: LayerKV | None
+    if decoded is not None:
+        if rollout.temperature != 0.0:
+            raise ValueError("decoded y is for greedy rollouts (temperature 0) only")
+        y, target_cached = decoded
+    else:
+        y, target_cached, draft_kv = _decode_target(pair, prompt, rollout, generator)
     seq, n_prompt, n_out = prompt + y, len(prompt), len(y)
-    target_kv = _extend_kv(pair.target, target_kv, seq, len(seq) - 1)
+    target_kv = _extend_kv(pair.target, target_cached, seq, len(seq) - 1)
     if spec.temperature == 0.0:
         shared = _draft_greedy_shared(pair.draft, draft_kv, seq, n_prompt, spec)
         cont = {k: v.cpu().numpy() for k, v in shared.items()}
@@ -569,4 +634,11 @@ def rollout_reencode(
 
 ROLLOUTS = {"prefix_cached": rollout_prefix_cached, "reencode": rollout_reencode}
 
-__all__ = ["ROLLOUTS", "RolloutSpec", "rollout_prefix_cached", "rollout_reencode", "step_stats"]
+__all__ = [
+    "ROLLOUTS",
+    "RolloutSpec",
+    "decode_greedy_batch",
+    "rollout_prefix_cached",
+    "rollout_reencode",
+    "step_stats",
+]

@@ -66,6 +66,11 @@ class RecordConfig:
         num_threads: torch CPU threads while recording (None: leave torch's setting). Small
             models on a shared CPU record several times faster with 1. Float reductions may
             differ in the last bit across thread counts, so resume with the same setting.
+        method: ``prefix_cached`` (fast) or ``reencode`` (the reference).
+        decode_budget: drafting budget of the speculative decoding that produces y of a
+            prompt decoded alone (speed only: SD is lossless).
+        decode_prompts: at T = 0, prompts whose greedy y the target decodes together in one
+            batch (``prefix_cached``; speed only, 1 decodes each prompt alone by SD).
     """
 
     gamma_max: int = 8  # [D] docs/design.md §3
@@ -77,6 +82,7 @@ class RecordConfig:
     num_threads: int | None = None
     method: str = "prefix_cached"  # [D] the fast recorder; "reencode" is the reference
     decode_budget: int = 4  # [D] SD budget producing y at T = 0 (speed only: SD is lossless)
+    decode_prompts: int = 8  # [D] prompts decoded together at T = 0 (speed only)
 
     def __post_init__(self) -> None:
         for name in ("gamma_max", "max_new_tokens", "batch_positions", "seed"):
@@ -93,6 +99,8 @@ class RecordConfig:
             raise ValueError(f"method must be one of {RECORD_METHODS}, got {self.method!r}")
         if not isinstance(self.decode_budget, int) or self.decode_budget < 1:
             raise ValueError(f"decode_budget must be an int >= 1, got {self.decode_budget!r}")
+        if not isinstance(self.decode_prompts, int) or self.decode_prompts < 1:
+            raise ValueError(f"decode_prompts must be an int >= 1, got {self.decode_prompts!r}")
         if self.batch_positions < 1:
             raise ValueError(f"batch_positions must be >= 1, got {self.batch_positions}")
         if not self.temperature >= 0.0:
@@ -141,7 +149,12 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 
 
 def record_prompt(
-    pair: ModelPair, prompt_ids: Sequence[int], cfg: RecordConfig, *, generator: Any = None
+    pair: ModelPair,
+    prompt_ids: Sequence[int],
+    cfg: RecordConfig,
+    *,
+    generator: Any = None,
+    decoded: Any = None,
 ) -> tuple[dict[str, npt.NDArray[Any]], int]:
     """Record one prompt with ``cfg.method`` (see :mod:`gelato_env.sd.rollouts`).
 
@@ -150,6 +163,8 @@ def record_prompt(
         prompt_ids: the prompt's token ids.
         cfg: what to record.
         generator: ``torch.Generator`` for sampling (T > 0).
+        decoded: the prompt's greedy y and target KV from
+            :func:`~gelato_env.sd.rollouts.decode_greedy_batch` (``prefix_cached`` at T = 0).
 
     Returns:
         The prompt's columns (``target_tokens`` shape ``(L,)``, the others ``(L, G)``) and the
@@ -171,7 +186,8 @@ def record_prompt(
         decode_budget=cfg.decode_budget,
     )
     with torch.inference_mode(), _torch_threads(cfg.num_threads):
-        raw, n_bad = ROLLOUTS[cfg.method](pair, prompt, spec, generator=generator)
+        extra = {} if decoded is None else {"decoded": decoded}
+        raw, n_bad = ROLLOUTS[cfg.method](pair, prompt, spec, generator=generator, **extra)
     return {name: raw[name].astype(COLUMNS[name][0]) for name in COLUMNS}, n_bad
 
 
@@ -375,6 +391,8 @@ def record_trace(
     import torch
     from tqdm.auto import tqdm
 
+    from gelato_env.sd.rollouts import decode_greedy_batch
+
     if not prompts:
         raise ValueError("prompts must not be empty")
     ids = [p.id for p in prompts]
@@ -393,14 +411,26 @@ def record_trace(
     n_new = n_pos_new = n_bad = 0
     start = time.perf_counter()
     bar = tqdm(total=len(prompts), unit="prompt", disable=not progress, desc="record")
+    todo = [i for i in range(len(prompts)) if not (root / CHUNK_DIR / f"{i:06d}.npz").exists()]
+    batched = cfg.temperature == 0.0 and cfg.method == "prefix_cached" and cfg.decode_prompts > 1
+    decoded: dict[int, Any] = {}
     for index, prompt in enumerate(prompts):
         path = root / CHUNK_DIR / f"{index:06d}.npz"
         if path.exists():
             columns.append(_load_chunk(path, prompt))
         else:
+            if batched and index not in decoded:  # this and the next pending prompts' y
+                group = todo[todo.index(index) :][: cfg.decode_prompts]
+                with torch.inference_mode(), _torch_threads(cfg.num_threads):
+                    outs = decode_greedy_batch(
+                        pair, [prompts[i].token_ids for i in group], cfg.max_new_tokens
+                    )
+                decoded.update(zip(group, outs, strict=True))
             gen = torch.Generator(device=next(pair.target.parameters()).device)
             gen.manual_seed(cfg.seed * 1_000_003 + index)
-            chunk, bad = record_prompt(pair, prompt.token_ids, cfg, generator=gen)
+            chunk, bad = record_prompt(
+                pair, prompt.token_ids, cfg, generator=gen, decoded=decoded.pop(index, None)
+            )
             _save_chunk(path, prompt, chunk)
             columns.append(chunk)
             n_new, n_pos_new, n_bad = (

@@ -78,3 +78,26 @@ def test_one_token_prompt_equals_reencode() -> None:
     for name in CLOSE:
         np.testing.assert_allclose(new[name], ref[name], atol=1e-5, err_msg=name)
     assert n_bad == 0
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama_draft"])
+def test_batch_decoded_rollouts_equal_reencode(kind: str) -> None:
+    """y decoded for prompts of different lengths in one left-padded batch gives the same trace."""
+    from gelato_env.sd.rollouts import decode_greedy_batch
+
+    pair = _pair(kind)
+    spec = RolloutSpec(6, 24, 0.0, 0.9, 16)
+    prompts = micro_prompts(5, seed=11)
+    assert len({len(p) for p in prompts}) > 1  # padding is exercised
+    with torch.inference_mode():
+        decoded = decode_greedy_batch(pair, prompts, spec.max_new_tokens)
+        for prompt, (y, kv) in zip(prompts, decoded, strict=True):
+            ref, _ = rollout_reencode(pair, prompt, spec)
+            np.testing.assert_array_equal(y, ref["target_tokens"])
+            assert kv[0][0].shape[-2] == len(prompt) + len(y) - 1
+            new, n_bad = rollout_prefix_cached(pair, prompt, spec, decoded=(y, kv))
+            for name in EXACT:
+                np.testing.assert_array_equal(new[name], ref[name], err_msg=name)
+            for name in CLOSE:
+                np.testing.assert_allclose(new[name], ref[name], atol=1e-5, err_msg=name)
+            assert n_bad == 0
