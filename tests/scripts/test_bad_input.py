@@ -54,10 +54,10 @@ def _check(module: ModuleType, conf_dir: Path, overrides: list[str]) -> None:
 
 OVERRIDE_CASES = [
     # (override, message fragment)
-    ("seed=abc", "seed must be an int, got 'abc'"),
-    ("seed=1.5", "seed must be an int, got 1.5"),
-    ("seed=true", "seed must be an int, got True"),
-    ("seed=-1", "seed must be >= 0, got -1"),
+    ("seeds=abc", "seeds must be a non-empty list of ints, got 'abc'"),
+    ("seeds=[1.5]", "seeds[i] must be an int, got 1.5"),
+    ("seeds=[true]", "seeds[i] must be an int, got True"),
+    ("seeds=[-1]", "seeds[i] must be >= 0, got -1"),
     ("n_episodes=abc", "n_episodes must be an int, got 'abc'"),
     ("n_episodes=0", "n_episodes must be >= 1, got 0"),
     ("sweep.n_episodes=0", "sweep.n_episodes must be >= 1, got 0"),
@@ -91,7 +91,7 @@ def test_bad_override(evaluate_script: ModuleType, override: str, fragment: str)
 
 
 def test_good_config_passes(evaluate_script: ModuleType) -> None:
-    for overrides in ([], ["+experiment=smoke"], ["+experiment=paper_140ms", "seed=3"]):
+    for overrides in ([], ["+experiment=smoke"], ["+experiment=paper_140ms", "seeds=[3]"]):
         _check(evaluate_script, ROOT / "conf", overrides)  # raises nothing
 
 
@@ -182,9 +182,9 @@ def _run(script: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]
 def test_evaluate_bad_seed_names_the_field_and_leaves_no_outputs(
     micro_trace: Any, tmp_path: Path
 ) -> None:
-    proc = _run("evaluate.py", tmp_path, "seed=abc", f"env.trace_path={micro_trace.path}")
+    proc = _run("evaluate.py", tmp_path, "seeds=abc", f"env.trace_path={micro_trace.path}")
     assert proc.returncode != 0
-    assert "seed must be an int, got 'abc'" in proc.stderr
+    assert "seeds must be a non-empty list of ints, got 'abc'" in proc.stderr
     assert list(tmp_path.iterdir()) == []  # no outputs/<date>/<time>/ left behind
 
 
