@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,74 @@ def test_missing_script_names_where_it_looked(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(cli, "SCRIPT_DIRS", (tmp_path / "a", tmp_path / "b"))
     with pytest.raises(FileNotFoundError, match=r"gelato-train runs train\.py, which none of"):
         cli.script_path("train")
+
+
+# -- the wheel: configs, scripts, licence and console scripts without a checkout -----------------
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built from a copy of its sources (no build/ left in the checkout)."""
+    src = tmp_path_factory.mktemp("src")
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "chunks")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("gelato_env", "agents", "scripts"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(out)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    (path,) = out.glob("gelato_env-*.whl")
+    return path
+
+
+def test_wheel_ships_configs_scripts_licence_and_console_scripts(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        entry_points = next(z.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+    conf = ROOT / "gelato_env" / "conf"
+    shipped = {f"gelato_env/conf/{p.relative_to(conf)}" for p in conf.rglob("*.yaml")}
+    assert len(shipped) > 30
+    assert shipped <= names, sorted(shipped - names)
+    assert "gelato_env/conf/schema.py" in names
+    data = "gelato_env-0.1.0.data/data/share/gelato-env/scripts"
+    assert {f"{data}/{script}" for script in cli.SCRIPTS.values()} <= names
+    assert "gelato_env-0.1.0.dist-info/licenses/LICENSE" in names
+    for job in [*cli.SCRIPTS, "aggregate"]:
+        assert f"gelato-{job} = " in entry_points
+
+
+def test_console_scripts_run_from_an_installed_wheel(wheel: Path, tmp_path: Path) -> None:
+    """A fresh venv holding only the wheel (dependencies: this environment's, via a .pth file):
+    the scripts come from the venv's share/ and the configs from the installed package."""
+    import hydra
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "deps.pth").write_text(str(Path(hydra.__file__).resolve().parent.parent) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                    "install", "--no-deps", "-q", str(wheel)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_HUB_OFFLINE"] = "1"
+
+    def run(*argv: str) -> str:
+        cmd = [str(venv / "bin" / argv[0]), *argv[1:]]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path,
+                              timeout=300, check=False)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    where = run("python", "-c", "import agents.cli, gelato_env; print(gelato_env.__file__); "
+                "print(agents.cli.script_path('evaluate'))")  # fmt: skip
+    package, script = where.split()
+    assert package.startswith(str(site))
+    assert script.startswith(str(venv / "share"))
+    help_text = run("gelato-evaluate", "--help")
+    assert "system: high_latency, legacy_300m, paper" in help_text
+    assert "env: live, replay" in help_text  # the groups the script composes, none unused
+    assert "seeds:" in run("gelato-evaluate", "+experiment=paper_140ms", "--cfg", "job")
+    assert "total_timesteps:" in run("gelato-train", "--cfg", "job")
+    assert "batch_positions:" in run("gelato-record", "--cfg", "job")
