@@ -7,6 +7,11 @@
 - :mod:`~agents.forecast`: N^, T^, E^ forecasts over the drafting budget.
 - :mod:`~agents.bounds`: the drift-plus-penalty bound and the clairvoyant offline optimum.
 - :mod:`~agents.evaluation`: the evaluation harness and results table; :mod:`~agents.plots`.
+- Learned agents (stable-baselines3; ``scripts/train.py``): :mod:`~agents.learned` (a trained
+  model as a policy), :mod:`~agents.train_config`, :mod:`~agents.prompt_split`,
+  :mod:`~agents.train_envs` (gelato's vector env or SB3's VecEnvs; :mod:`~agents.vec_infos`),
+  :mod:`~agents.callbacks`, :mod:`~agents.checkpoints`, :mod:`~agents.run_dir`,
+  :mod:`~agents.agent_card`, :mod:`~agents.comparison` (learned vs GELATO on held-out prompts).
 """
 
 from agents.base import AnalyticPolicy, Decision, EnvOverrides, Policy

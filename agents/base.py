@@ -26,12 +26,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from gelato_env.observation import ObservationFields, ObservationSpec
+
+if TYPE_CHECKING:
+    from gelato_env.traces.store import Trace
 
 PolicyState = tuple[npt.NDArray[Any], ...] | None
 
@@ -101,11 +104,15 @@ class AnalyticPolicy:
     """Base class of the analytic agents: decode the observation, decide, encode the action.
 
     Subclasses implement :meth:`decide` (physical observation -> :class:`Decision`) and may
-    override :meth:`env_overrides`, :meth:`reset` and :meth:`bind`. Unbound, a policy uses the
-    default observation layout (gamma_max 8) and the ``budget`` action mode.
+    override :meth:`env_overrides`, :meth:`reset` and :meth:`bind` (calling ``super().bind``,
+    which every agent shares). Unbound, a policy uses the default observation layout
+    (gamma_max 8) and the ``budget`` action mode.
     """
 
     name: ClassVar[str] = ""
+    #: the env action modes the agent can play (``per_token`` asks for a decision per draft
+    #: token, which the analytic agents' round-level :class:`Decision` does not make)
+    action_modes: ClassVar[tuple[str, ...]] = ("budget", "budget_threshold")
 
     def __init__(self) -> None:
         self.spec = ObservationSpec()
@@ -114,17 +121,22 @@ class AnalyticPolicy:
         self.env: Any = None
 
     def bind(self, env: Any) -> AnalyticPolicy:
-        """Read the env's static configuration (``env.unwrapped``); returns ``self``."""
+        """Read the env's static configuration (``env.unwrapped``); returns ``self``.
+
+        Raises:
+            ValueError: the env's action mode is not one of :attr:`action_modes`.
+        """
         base = env.unwrapped
+        action_mode = str(base.config.action_mode)
+        if action_mode not in self.action_modes:
+            raise ValueError(
+                f"agent {self.name or type(self).__name__!r} plays the action modes "
+                f"{list(self.action_modes)}, got action_mode {action_mode!r}"
+            )
         self.env = base
         self.spec = base.observation_spec
         self.gamma_max = int(self.spec.gamma_max)
-        self.action_mode = str(base.config.action_mode)
-        if self.action_mode == "per_token":
-            raise ValueError(
-                f"analytic agents play the 'budget' or 'budget_threshold' action modes, "
-                f"got action_mode {self.action_mode!r}"
-            )
+        self.action_mode = action_mode
         return self
 
     def env_overrides(self) -> EnvOverrides:
@@ -214,3 +226,19 @@ class AnalyticPolicy:
             copies = [copy.deepcopy(self, dict(memo)) for _ in range(n_env)]
             self.__dict__["_env_copies"] = copies
         return copies
+
+
+def env_trace(env: Any) -> Trace | None:
+    """The recorded trace behind ``env``'s backend; None for a live backend.
+
+    The one place in ``agents/`` that knows where an env keeps its trace: the backend's ``trace``
+    (a :class:`~gelato_env.traces.replay.ReplayBackend`'s, or the whole trace of a
+    :class:`~agents.prompt_split.PromptSubset` over one), reached through ``env.unwrapped``
+    whatever the wrappers.
+    """
+    return getattr(env.unwrapped.backend, "trace", None)
+
+
+def env_prompt_indices(env: Any) -> tuple[int, ...]:
+    """The trace prompt indices ``env`` plays (a prompt subset's), or () when it plays them all."""
+    return tuple(getattr(env.unwrapped.backend, "indices", ()))

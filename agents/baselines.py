@@ -404,7 +404,7 @@ def _play_static(
     n_episodes: int,
 ) -> StaticCandidate:
     """Play a fixed (gamma, payload) on ``n_episodes`` training prompts of ``trace``."""
-    from agents.training import PromptSubset
+    from agents.prompt_split import PromptSubset
     from gelato_env.env import GelatoEnv
     from gelato_env.traces.replay import ReplayBackend
 

@@ -41,8 +41,8 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import KVWriter
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
-from agents.training import Checkpoint, RunState, checkpoint_paths, list_checkpoints
-from agents.training import write_text_atomic as _write_atomic
+from agents.checkpoints import Checkpoint, RunState, checkpoint_paths, list_checkpoints
+from gelato_env.storage import write_bytes_atomic
 from gelato_env.wrappers import EpisodeStatistics
 
 # ------------------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ def truncate_metrics(jsonl: Path, max_step: int) -> int:
     kept = [row for row in read_metrics(jsonl) if row["global_step"] <= max_step]
     if len(kept) == len(lines):
         return 0
-    _write_atomic(jsonl, "".join(json.dumps(row) + "\n" for row in kept))
+    write_bytes_atomic(jsonl, "".join(json.dumps(row) + "\n" for row in kept).encode())
     return len(lines) - len(kept)
 
 
@@ -222,8 +222,9 @@ class LagrangeMultiplier(BaseCallback):
 
     E_k is ``info["cost"]`` (J) and A_k ``info["allowance_j"]`` (the budget's allowance) of every
     completed round of the rollout, over all envs; lambda reaches the envs'
-    :class:`~agents.training.LagrangianReward` via ``env_method("set_multiplier")``, so it works
-    with ``DummyVecEnv`` and ``SubprocVecEnv`` alike.
+    :class:`~agents.train_envs.LagrangianReward` (or
+    :class:`~agents.train_envs.VectorLagrangianReward`) via ``env_method("set_multiplier")``,
+    so it works with every vectorization of :func:`agents.train_envs.make_training_env`.
 
     Args:
         lr: step size eta, tokens/s per J^2.
@@ -363,7 +364,7 @@ class ResumableCheckpoint(BaseCallback):
     """Checkpoints a run can resume from, at every ``k * save_freq`` env steps.
 
     Saves the model, the replay buffer (off-policy), the ``VecNormalize`` statistics and last a
-    :class:`~agents.training.RunState` (``state_fn`` supplies it), keeps the newest ``keep``
+    :class:`~agents.checkpoints.RunState` (``state_fn`` supplies it), keeps the newest ``keep``
     checkpoints, and hands each one to ``on_save`` (the W&B artifact upload).
 
     When. Off-policy algorithms: at the first step at or past each multiple of ``save_freq``.
@@ -455,7 +456,9 @@ class ResumableCheckpoint(BaseCallback):
         if self.save_vecnormalize and venv is not None:
             venv.save(str(ckpt.vecnormalize))
             vecnorm = ckpt.vecnormalize
-        _write_atomic(ckpt.state, self.state_fn(n).to_json())  # last: marks it complete
+        write_bytes_atomic(
+            ckpt.state, self.state_fn(n).to_json().encode()
+        )  # last: marks it complete
         done = Checkpoint(n, ckpt.model, ckpt.state, replay, vecnorm)
         self._last_saved = n
         self._prune()

@@ -72,7 +72,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from agents.base import AnalyticPolicy, Decision, EnvOverrides
+from agents.base import AnalyticPolicy, Decision, EnvOverrides, env_prompt_indices, env_trace
 from agents.forecast import RoundCostModel, acceptance_from_entropy
 from gelato_env.observation import ObservationFields
 from gelato_env.system import EnergyBudget, SystemParams
@@ -355,7 +355,7 @@ class GelatoPolicy(AnalyticPolicy):
         if trace is None:
             return self._fallback_calibration(base)
         train = training_prompts(trace, self.eval_fraction)
-        played = set(getattr(base.backend, "indices", ())) & set(train)
+        played = set(env_prompt_indices(base)) & set(train)
         if played:
             warnings.warn(
                 f"the env plays {len(played)} of the {len(train)} prompts GELATO calibrates on "
@@ -517,11 +517,11 @@ def _cached(key: Any, compute: Any) -> Any:
 def training_prompts(trace: Any, eval_fraction: float = EVAL_FRACTION) -> tuple[int, ...]:
     """Trace prompt indices GELATO calibrates on: the training side of the hash split.
 
-    The split is :func:`agents.training.split_prompts` (by the SHA-256 of each prompt id), the
+    The split is :func:`agents.prompt_split.split_prompts` (by the SHA-256 of each prompt id), the
     same as ``scripts/train.py`` and ``scripts/evaluate.py`` hold out; a one-prompt trace is
     used whole (with a warning: calibration and evaluation then share the prompt).
     """
-    from agents.training import split_prompts
+    from agents.prompt_split import split_prompts
 
     ids = tuple(trace.header.prompt_ids)
     if len(ids) < 2:
@@ -587,8 +587,7 @@ def calibration_trace(base: Any, path: str | None) -> Any:
     The default trace counts only when the env's live backend serves the trace's own prompts
     (the default live backend does): a live backend passed in as an object may run any pair.
     """
-    backend = getattr(base, "backend", None)
-    trace = getattr(backend, "trace", None)
+    trace = env_trace(base)
     if trace is not None:
         return trace
     from gelato_env.traces.store import TraceError, load_trace
@@ -604,7 +603,7 @@ def calibration_trace(base: Any, path: str | None) -> Any:
         trace = load_trace(default_trace_path())
     except TraceError:
         return None
-    prompts = getattr(backend, "prompts", None)
+    prompts = getattr(base.backend, "prompts", None)  # a LiveBackend's prompt token ids
     if not prompts or list(prompts[0]) != trace.prompt_ids_of(0).tolist():
         return None  # not the default pair's backend
     return trace

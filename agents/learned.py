@@ -1,36 +1,35 @@
 """A trained stable-baselines3 agent as a :class:`~agents.base.Policy` of the evaluation harness.
 
 ``scripts/train.py`` leaves in its run directory the final ``model.zip``, the ``VecNormalize``
-statistics ``vecnormalize.pkl`` (when used) and ``agent.json`` (:class:`~agents.training.AgentCard`:
-algorithm, training env config, prompt split). :class:`LearnedPolicy` loads them by path, so a
-trained agent is scored by the same loop, table and plots as GELATO::
+statistics ``vecnormalize.pkl`` (when used) and ``agent.json``
+(:class:`~agents.agent_card.AgentCard`: algorithm, training env config, prompt split).
+:class:`LearnedPolicy` loads them by path, so a trained agent is scored by the same loop, table
+and plots as GELATO::
 
     python scripts/evaluate.py agents=[gelato,static_topp,learned] \
         +agent_overrides.learned.path=runs/<run>
 
 It decides from the observation only (no system model). It shares the analytic agents' harness
 hooks: :meth:`env_overrides` asks for the training env's action mode, inner exit rule and payload
-protocol, and :meth:`bind` checks the harness env's spaces against the model's.
+protocol, and :meth:`bind` checks the harness env's spaces against the model's before the
+shared :meth:`AnalyticPolicy.bind <agents.base.AnalyticPolicy.bind>`. The held-out comparison
+with GELATO that ``scripts/train.py`` runs after training is :mod:`agents.comparison`.
 """
 
 from __future__ import annotations
 
 import pickle
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
+from agents.agent_card import AGENT_CARD, MODEL_FILE, VECNORMALIZE_FILE, AgentCard
 from agents.base import AnalyticPolicy, EnvOverrides, PolicyState
-from agents.training import AGENT_CARD, AgentCard, algorithm_class
-from gelato_env.config import EnvConfig
-
-MODEL_FILE = "model.zip"
-VECNORMALIZE_FILE = "vecnormalize.pkl"
+from agents.train_config import algorithm_class
+from gelato_env.config import ACTION_MODES
 
 #: env settings that may legitimately differ between training and evaluation; a difference in
 #: any other field (system, budget, channel, ...) is evaluated but warned about
@@ -60,6 +59,8 @@ class LearnedPolicy(AnalyticPolicy):
     """
 
     name: ClassVar[str] = "learned"
+    #: a model acts in the action mode it was trained in, ``per_token`` included
+    action_modes: ClassVar[tuple[str, ...]] = ACTION_MODES
 
     def __init__(self, path: str | Path | None = None, deterministic: bool = True) -> None:
         super().__init__()
@@ -133,10 +134,7 @@ class LearnedPolicy(AnalyticPolicy):
                 f"evaluating out of its training distribution",
                 stacklevel=2,
             )
-        self.env = base
-        self.spec = base.observation_spec
-        self.gamma_max = int(self.spec.gamma_max)
-        self.action_mode = str(base.config.action_mode)
+        super().bind(env)
         return self
 
     def predict(
@@ -161,132 +159,3 @@ class LearnedPolicy(AnalyticPolicy):
             deterministic=self.deterministic and deterministic,
         )  # fmt: skip
         return np.asarray(action), new_state
-
-
-# ------------------------------------------------------------------------------------------
-# learned vs GELATO on the held-out prompts
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """The held-out comparison of a trained agent with GELATO, baselines and GELATO's bounds.
-
-    Attributes:
-        rows: the results table (``agents.evaluation.results_table``), one row per agent.
-        markdown: the table as Markdown, followed by the bounds.
-        bounds: ``gelato_tps``, ``dpp_gap_tps`` (B_0 / V), ``dpp_upper_tps`` (R_GELATO + B_0 / V)
-            and, when computed, ``clairvoyant_upper_tps``, tokens/s.
-        plot: the throughput bar chart with the bounds drawn.
-    """
-
-    rows: list[dict[str, Any]]
-    markdown: str
-    bounds: dict[str, float]
-    plot: Path
-
-
-def compare_with_agents(
-    run_dir: Path,
-    env_config: EnvConfig,
-    prompt_indices: Sequence[int],
-    agents: Sequence[tuple[str, str, Mapping[str, Any]]],
-    *,
-    n_episodes: int,
-    seed: int,
-    clairvoyant: bool = True,
-) -> Comparison:
-    """Evaluate the run's trained agent and ``agents`` on the same held-out episodes.
-
-    Every agent runs through :func:`agents.evaluation.run_agent` (episode i seeded ``seed + i``,
-    the queue persisting across episodes) on the prompts ``prompt_indices`` of the trace. The
-    DPP bound R_opt <= R_GELATO + B_0 / V needs ``gelato`` among ``agents``; the clairvoyant
-    bound needs ``target_only`` (its one-token rounds give each episode's channel draws round
-    by round, which are every agent's under i.i.d. block fading).
-
-    Args:
-        run_dir: the training run directory (the trained agent; results and plots go here).
-        env_config: the evaluation env (replay; its trace is the training trace).
-        prompt_indices: the held-out trace prompt indices.
-        agents: ``(registry name, label, params)`` of the agents to compare with.
-        n_episodes: episodes per agent.
-        seed: seed of the first episode.
-        clairvoyant: also compute the clairvoyant offline bound.
-    """
-    from agents.bounds import bounds_from_runs
-    from agents.evaluation import markdown_table, results_table, run_agent, write_results
-    from agents.registry import make_agent
-    from agents.training import PromptSubset, build_backend
-    from gelato_env.env import GelatoEnv
-    from gelato_env.system import EnergyBudget
-
-    kwargs = {**env_config.to_kwargs(), "horizon": None, "reward_mode": "throughput"}
-
-    def make_env(overrides: Mapping[str, Any]) -> GelatoEnv:
-        backend = PromptSubset(build_backend(env_config), prompt_indices)
-        return GelatoEnv(**{**kwargs, **overrides, "backend": backend})
-
-    policies: list[tuple[str, str, AnalyticPolicy]] = [
-        ("learned", "learned", LearnedPolicy(run_dir))
-    ]
-    policies += [(label, name, make_agent(name, **params)) for name, label, params in agents]
-    runs = [
-        run_agent(policy, make_env, label=label, agent=name, n_episodes=n_episodes, seed=seed)
-        for label, name, policy in policies
-    ]
-    rows = results_table(runs)
-    write_results(rows, run_dir)
-
-    env = make_env({})
-    gelato_policy = next((p for _, name, p in policies if name == "gelato"), None)
-    bounds = bounds_from_runs(
-        runs,
-        v=None if gelato_policy is None else float(gelato_policy.v),  # type: ignore[attr-defined]
-        system=env.params,
-        budget=EnergyBudget(env.config.budget_mode, env.config.budget_value),
-        trace=env.backend.inner.trace,  # type: ignore[attr-defined]
-        max_new_tokens=env.backend.max_new_tokens,
-        prompt_indices=prompt_indices,
-        clairvoyant=clairvoyant,
-    )
-    env.close()
-
-    lines = [markdown_table(rows), ""]
-    lines += [f"- {key}: {value:.3f}" for key, value in bounds.items()]
-    markdown = "\n".join(lines)
-    (run_dir / "results.md").write_text(markdown + "\n")
-    plot = plot_against_bounds(rows, bounds, run_dir / "plots" / "learned_vs_gelato.png")
-    return Comparison(rows=rows, markdown=markdown, bounds=bounds, plot=plot)
-
-
-def plot_against_bounds(
-    rows: Sequence[Mapping[str, Any]], bounds: Mapping[str, float], path: Path
-) -> Path:
-    """Bar chart of each agent's throughput with GELATO's bounds as horizontal lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6.0, 3.5))
-    labels = [str(r["agent"]) for r in rows]
-    colors = ["C1" if label == "learned" else "C0" for label in labels]
-    ax.bar(labels, [float(r["throughput_tps"]) for r in rows], color=colors)
-    styles = {
-        "dpp_upper_tps": ("GELATO bound R_GELATO + B0/V", "C3", "--"),
-        "clairvoyant_upper_tps": ("clairvoyant bound", "C2", ":"),
-    }
-    for key, (label, color, style) in styles.items():
-        if key in bounds and np.isfinite(bounds[key]):
-            ax.axhline(
-                bounds[key], color=color, linestyle=style, label=f"{label}: {bounds[key]:.1f}"
-            )
-    ax.set_ylabel("throughput (tokens/s)")
-    ax.set_title("held-out prompts: learned vs GELATO")
-    ax.tick_params(axis="x", labelrotation=30)
-    if any(key in bounds for key in styles):
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

@@ -18,7 +18,7 @@ multiplier, best evaluation return, evaluation schedule and the W&B run id (``re
 has one). Metrics rows logged after that checkpoint (a kill at any moment) are dropped first, so
 no step is logged twice. A changed config is refused with the list of differing fields
 (``on_config_change=new_run`` starts ``<run dir>__cfg<hash>`` instead); only the fields in
-``agents.training.RESUME_FREE_FIELDS`` may change (``train.total_timesteps`` extends a run). A
+``agents.run_dir.RESUME_FREE_FIELDS`` may change (``train.total_timesteps`` extends a run). A
 finished run reports "already complete" with its results and exits 0. SIGINT/SIGTERM stop
 training (on-policy: after the rollout in progress and its update), write a checkpoint and exit
 with 128 + signal number.
@@ -36,6 +36,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from agents.agent_card import AGENT_CARD, MODEL_FILE, VECNORMALIZE_FILE, AgentCard
 from agents.callbacks import (
     HeldOutEvaluation,
     JsonlWriter,
@@ -47,29 +48,16 @@ from agents.callbacks import (
     jsonl_to_csv,
     truncate_metrics,
 )
-from agents.learned import MODEL_FILE, VECNORMALIZE_FILE, compare_with_agents
-from agents.training import (
-    AGENT_CARD,
-    OFF_POLICY,
-    SUMMARY,
-    AgentCard,
-    AlgoConfig,
-    RewardConfig,
-    RunRecord,
-    RunState,
-    TrainConfig,
-    algorithm_class,
-    claim_run_dir,
-    env_factory,
-    latest_checkpoint,
-    make_vec_env,
-    split_prompts,
-    write_text_atomic,
-)
-from gelato_env.conf.schema import check_composed, register
+from agents.checkpoints import RunState, latest_checkpoint
+from agents.comparison import compare_with_agents
+from agents.prompt_split import split_prompts
+from agents.run_dir import SUMMARY, RunRecord, claim_run_dir
+from agents.train_config import OFF_POLICY, AlgoConfig, RewardConfig, TrainConfig, algorithm_class
+from agents.train_envs import make_eval_env, make_training_env, resolve_vec_env
 from gelato_env.config import EnvConfig
+from gelato_env.storage import write_bytes_atomic
 
-register()  # the config schemas (gelato_env/conf/schema.py), before @hydra.main composes
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 EXIT_CODE: int = 0  # set by main_impl: 128 + signal number after a signal-interrupted run
 log = logging.getLogger("gelato.train")
 
@@ -172,7 +160,8 @@ def main_impl(cfg: DictConfig) -> dict[str, Any]:  # noqa: C901 (linear, top to 
     log.info("prompts: %d train / %d held out (%s)", len(split.train), len(split.eval),
              env_cfg.trace_path)  # fmt: skip
 
-    # 2. vectorized envs (+ VecNormalize, restored on resume)
+    # 2. vectorized envs: gelato's vector env for a replay env (vec_env=auto), else SB3's
+    #    Dummy/SubprocVecEnv (+ VecNormalize, restored on resume)
     from stable_baselines3.common.utils import set_random_seed
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -180,12 +169,14 @@ def main_impl(cfg: DictConfig) -> dict[str, Any]:  # noqa: C901 (linear, top to 
     lagrangian = reward_cfg.name == "lagrangian"
     multiplier = state.multiplier if state is not None else reward_cfg.lambda_init
     env_seed = seed + (state.num_timesteps if state is not None else 0)  # fresh draws on resume
-    train_env = make_vec_env(
-        env_factory(env_cfg, split.train, lagrangian=lagrangian, multiplier=multiplier),
-        train_cfg.n_envs, train_cfg.vec_env, env_seed,
+    vec_env = resolve_vec_env(train_cfg.vec_env, env_cfg)
+    train_env = make_training_env(
+        env_cfg, split.train, n_envs=train_cfg.n_envs, kind=vec_env, seed=env_seed,
+        lagrangian=lagrangian, multiplier=multiplier,
     )  # fmt: skip
+    log.info("training envs: %d x %s (vec_env=%s)", train_cfg.n_envs, vec_env, train_cfg.vec_env)
     eval_cfg = EnvConfig.from_dict({**env_cfg.to_dict(), "reward_mode": "throughput"})
-    eval_env = make_vec_env(env_factory(eval_cfg, split.eval), 1, "dummy", seed + 10_000)
+    eval_env = make_eval_env(eval_cfg, split.eval, like=vec_env, seed=seed + 10_000)
     if train_cfg.vec_normalize:
         if ckpt is not None and ckpt.vecnormalize is not None:
             train_env = VecNormalize.load(str(ckpt.vecnormalize), train_env)
@@ -325,7 +316,7 @@ def main_impl(cfg: DictConfig) -> dict[str, Any]:  # noqa: C901 (linear, top to 
         num_timesteps=int(model.num_timesteps),
         seed=seed,
     )
-    write_text_atomic(run_dir / AGENT_CARD, card.to_json())
+    write_bytes_atomic(run_dir / AGENT_CARD, card.to_json().encode())
     train_env.close()
     eval_env.close()
 
@@ -354,7 +345,7 @@ def main_impl(cfg: DictConfig) -> dict[str, Any]:  # noqa: C901 (linear, top to 
     if wandb_run is not None:
         wandb_run.finish()
     summary["compare"] = OmegaConf.to_container(cfg.compare, resolve=True)
-    write_text_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2, default=str))
+    write_bytes_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2, default=str).encode())
     log.info("run dir: %s", run_dir)
     return summary
 
@@ -368,7 +359,6 @@ def load_agent_config(name: str) -> tuple[str, str, dict[str, Any]]:
 
 @hydra.main(version_base="1.3", config_path="pkg://gelato_env.conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    check_composed(cfg)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     main_impl(cfg)
 

@@ -49,12 +49,15 @@ def _state(run_dir: Path) -> dict[str, Any]:
     return json.loads(states[-1].read_text())
 
 
-@pytest.mark.parametrize("algo", ["ppo", "dqn", "a2c"])
+@pytest.mark.parametrize(
+    ("algo", "vec_env"), [("ppo", "gelato"), ("dqn", "gelato"), ("a2c", "dummy")]
+)
 def test_smoke_run_writes_model_metrics_wandb_and_evaluates(
-    micro_trace: Any, tmp_path: Path, algo: str
+    micro_trace: Any, tmp_path: Path, algo: str, vec_env: str
 ) -> None:
-    proc = _train(micro_trace, tmp_path, algo)
+    proc = _train(micro_trace, tmp_path, algo, f"train.vec_env={vec_env}")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"training envs: 2 x {vec_env}" in proc.stdout
     for name in ("model.zip", "vecnormalize.pkl", "agent.json", "metrics.jsonl", "metrics.csv",
                  "results.md", "results.csv", "plots/learned_vs_gelato.png"):  # fmt: skip
         assert (tmp_path / name).is_file(), name
@@ -108,7 +111,7 @@ def test_step_limit_interrupt_then_resume_continues_dqn(micro_trace: Any, tmp_pa
 def test_sigterm_checkpoints_and_resume_extends(micro_trace: Any, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         _cmd(micro_trace, tmp_path, "ppo", "train.total_timesteps=10000000",
-             "compare.enabled=false", "wandb.mode=disabled"),
+             "compare.enabled=false", "wandb.mode=disabled", "train.vec_env=gelato"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
     )  # fmt: skip
     try:
@@ -129,7 +132,8 @@ def test_sigterm_checkpoints_and_resume_extends(micro_trace: Any, tmp_path: Path
     assert 64 <= stopped_at < 10_000_000
 
     resumed = _train(micro_trace, tmp_path, "ppo", f"train.total_timesteps={stopped_at + 128}",
-                     "compare.enabled=false", "wandb.mode=disabled")  # fmt: skip
+                     "compare.enabled=false", "wandb.mode=disabled",
+                     "train.vec_env=gelato")  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final = _state(tmp_path)
     assert final["num_timesteps"] >= stopped_at + 128
@@ -153,6 +157,7 @@ def test_resume_false_refuses_existing_checkpoint(micro_trace: Any, tmp_path: Pa
         ("train.eval_fraction=1.0", "eval_fraction must be in"),
         ("reward.lambda_lr=0.0", "lambda_lr must be a finite number > 0"),
         ("env.action_mode=budget_threshold", "algo dqn needs a Discrete action space"),
+        ("train.vec_env=ray", "vec_env must be one of"),
     ],
 )
 def test_bad_input_fails_clearly(
@@ -163,10 +168,15 @@ def test_bad_input_fails_clearly(
     assert match in proc.stderr
 
 
-@pytest.mark.parametrize("reward", ["lagrangian", "dpp"])
-def test_reward_variants_train_and_compare(micro_trace: Any, tmp_path: Path, reward: str) -> None:
+@pytest.mark.parametrize(
+    ("reward", "vec_env"), [("lagrangian", "gelato"), ("lagrangian", "dummy"), ("dpp", "gelato")]
+)
+def test_reward_variants_train_and_compare(
+    micro_trace: Any, tmp_path: Path, reward: str, vec_env: str
+) -> None:
     proc = _train(micro_trace, tmp_path, "a2c", f"reward={reward}", "wandb.mode=disabled",
-                  "compare.clairvoyant=false", "env.budget_value=0.05")  # fmt: skip
+                  "compare.clairvoyant=false", "env.budget_value=0.05",
+                  f"train.vec_env={vec_env}")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     multipliers = [

@@ -13,13 +13,15 @@ from typing import Any
 import pytest
 
 from agents.callbacks import read_metrics, truncate_metrics
-from agents.training import RUN_CONFIG, config_differences, latest_checkpoint
+from agents.checkpoints import latest_checkpoint
+from agents.run_dir import RUN_CONFIG, config_differences
 from tests.scripts.test_train import _cmd, _env, _state, _train
 
 #: PPO rollouts of 2 envs x 32 steps = 64 env steps; evaluations every 192 (3 rollouts, not a
 #: multiple of the checkpoint interval), checkpoints every 256
 KILL_RUN = ["train.total_timesteps=2048", "train.checkpoint_freq=256", "train.eval_freq=192",
-            "train.keep_checkpoints=20", "compare.enabled=false", "progress_bar=false"]  # fmt: skip
+            "train.keep_checkpoints=20", "compare.enabled=false", "progress_bar=false",
+            "train.vec_env=gelato"]  # fmt: skip
 #: differ between two runs of the same config (wall-clock)
 TIMING_KEYS = {"charts/SPS", "time/time_elapsed"}
 
