@@ -54,10 +54,11 @@ from agents.prompt_split import split_prompts
 from agents.run_dir import SUMMARY, RunRecord, claim_run_dir
 from agents.train_config import OFF_POLICY, AlgoConfig, RewardConfig, TrainConfig, algorithm_class
 from agents.train_envs import make_eval_env, make_training_env, resolve_vec_env
+from gelato_env.conf.schema import check_composed, register
 from gelato_env.config import EnvConfig
 from gelato_env.storage import write_bytes_atomic
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+register()  # the config schemas (gelato_env/conf/schema.py), before @hydra.main composes
 EXIT_CODE: int = 0  # set by main_impl: 128 + signal number after a signal-interrupted run
 log = logging.getLogger("gelato.train")
 
@@ -359,6 +360,7 @@ def load_agent_config(name: str) -> tuple[str, str, dict[str, Any]]:
 
 @hydra.main(version_base="1.3", config_path="pkg://gelato_env.conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    check_composed(cfg)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     main_impl(cfg)
 
