@@ -27,13 +27,21 @@ from gelato_env.traces.recorder import RecordConfig
 CONF = Path(gelato_env.conf.__file__).parent
 ROOT = Path(__file__).resolve().parents[2]
 PRIMARY = {"train": "train", "evaluate": "evaluate", "record": "record_traces"}
-#: experiment -> the script (primary config) it is written for
+
+
+def help_groups(script: str) -> dict[str, list[str]]:
+    """The groups and options a script's ``--help`` lists (its ``hydra.help.template``)."""
+    raw = OmegaConf.to_container(OmegaConf.load(CONF / f"{PRIMARY[script]}.yaml"), resolve=False)
+    assert isinstance(raw, dict)
+    template = raw["hydra"]["help"]["template"]
+    section = template.split("== Configuration groups ==")[1].split("==")[0]
+    lines = [re.fullmatch(r"(\w+): ([\w, ]+)", line) for line in section.splitlines()]
+    return {m.group(1): m.group(2).split(", ") for m in lines if m}
+
+
+#: experiment -> the script it is written for (the one whose --help lists it)
 EXPERIMENTS = {
-    "paper_140ms": "evaluate",
-    "paper_1mhz": "evaluate",
-    "smoke": "evaluate",
-    "smoke_train": "train",
-    "train_ppo_paper": "train",
+    name: script for script in PRIMARY for name in help_groups(script).get("experiment", [])
 }
 
 schema.register()
@@ -57,8 +65,22 @@ def _env_config(cfg: DictConfig) -> EnvConfig:
     return EnvConfig.from_dict(env)  # type: ignore[arg-type]
 
 
-def test_every_experiment_file_is_listed() -> None:
-    assert sorted(EXPERIMENTS) == sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+def test_every_experiment_file_is_listed_by_one_script() -> None:
+    listed = [name for script in PRIMARY for name in help_groups(script).get("experiment", [])]
+    assert sorted(listed) == sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("script", sorted(PRIMARY))
+def test_help_lists_exactly_the_groups_the_script_composes(script: str) -> None:
+    groups = help_groups(script)
+    defaults = OmegaConf.load(CONF / f"{PRIMARY[script]}.yaml")["defaults"]
+    composed = {next(iter(d)) for d in defaults if isinstance(d, DictConfig)} - {
+        "override hydra/job_logging"
+    }
+    assert set(groups) - {"experiment"} == composed
+    for group, options in groups.items():
+        if group != "experiment":
+            assert options == _options(group), group  # every file, no stale name
 
 
 @pytest.mark.usefixtures("hydra_conf")
