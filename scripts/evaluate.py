@@ -4,11 +4,16 @@
     python scripts/evaluate.py +experiment=paper_140ms          # a named experiment
     python scripts/evaluate.py -m env.budget_value=0.1,0.2,0.3  # a Hydra multirun sweep
     python scripts/evaluate.py +experiment=smoke env.trace_path=/path/to/micro/trace
+    python scripts/evaluate.py seeds=[0,1,2,3,4,5,6,7,8,9]      # tighter intervals
+    python scripts/evaluate.py 'agents=[gelato,static_topp,{preset:static_topp,params:{gamma:2}}]'
 
 Every agent plays the trace's held-out prompts (the hash split ``scripts/train.py`` holds out and
-GELATO never calibrates on; ``eval_fraction``), each once. The headline compares GELATO with
-``dssd`` (the paper's named reference) and, separately, with the strongest baseline that meets
-the energy budget. Outputs land in Hydra's run directory: results.csv, results.md, plots/*.png.
+GELATO never calibrates on; ``eval_fraction``), each once per evaluation seed (``seeds``; a
+learned agent is refused on prompts it was trained on). Tables give each metric's mean over
+seeds with its 95 % Student-t confidence interval. The headline compares GELATO with ``dssd``
+(the paper's named reference) and, separately, with the strongest baseline that meets the energy
+budget. Outputs land in Hydra's run directory: results.csv (means, ``*_ci95``),
+results_per_seed.csv, results.md, plots/ (every figure as PDF, SVG and PNG; sweep CSVs).
 """
 
 from __future__ import annotations
