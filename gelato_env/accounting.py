@@ -5,8 +5,8 @@ Everything the envs compute from a played round (docs/design.md §3, §5, §7):
 * :class:`CostTable`: the round's latency T_k and device energy E_k on the modelled clock,
   ``round_cost`` tabulated per (gamma, rejected) plus the uplink term;
   :func:`measured_cost` for the live backend's measured clock;
-* :func:`settle_energy`: the allowance A_k, the virtual queue (``EnergyBudget.settle``) and the
-  running energy sums; :func:`used_frac`, the energy budget used so far;
+* the allowance A_k and the virtual queue: ``EnergyBudget.settle`` (both envs call it and add
+  E_k and A_k to their running sums); :func:`used_frac`, the energy budget used so far;
 * :func:`round_reward`: the throughput / drift-plus-penalty reward and its terms;
 * :func:`ema_step`: one token of the entropy / max-prob EMAs.
 
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from gelato_env.system import EnergyBudget, SystemParams, downlink_bits, round_cost, uplink_bits
+from gelato_env.system import SystemParams, downlink_bits, round_cost, uplink_bits
 from gelato_env.system.energy import Tokens
 
 if TYPE_CHECKING:
@@ -108,16 +108,34 @@ class CostTable:
             bits = self._uplink[key] = uplink_bits(n_drafted, topp_size_sum, self.params.payload)
         return bits
 
-    def cost(self, n_drafted: int, rejected: bool, up_bits: int, rate_bps: float) -> CostItems:
-        """One round's cost at uplink rate ``rate_bps`` > 0."""
+    def cost(
+        self, n_drafted: int, rejected: bool, topp_size_sum: int, rate_bps: float
+    ) -> tuple[float, float, float, float, float, int, int]:
+        """One round's :class:`CostItems`, as a plain tuple (the single env's hot path).
+
+        Args:
+            n_drafted: gamma, tokens drafted.
+            rejected: whether verification rejected a draft token.
+            topp_size_sum: sum of the drafted tokens' top-p set sizes (the ``topp`` payload).
+            rate_bps: the uplink rate, > 0.
+        """
+        up_bits = self._uplink.get((n_drafted, topp_size_sum))
+        if up_bits is None:
+            up_bits = self.uplink_bits(n_drafted, topp_size_sum)
         latency_s, energy_j, draft_energy_j, idle_energy_j, down_bits = self._rows[
             2 * n_drafted + rejected
         ]
         latency_s, energy_j, radio_energy_j = _with_uplink(
             latency_s, energy_j, up_bits, rate_bps, self.tx_power_w
         )
-        return CostItems(
-            latency_s, energy_j, draft_energy_j, radio_energy_j, idle_energy_j, up_bits, down_bits
+        return (
+            latency_s,
+            energy_j,
+            draft_energy_j,
+            radio_energy_j,
+            idle_energy_j,
+            up_bits,
+            down_bits,
         )
 
     def costs(
@@ -158,23 +176,6 @@ def measured_cost(
         up,
         down,
     )
-
-
-def settle_energy(
-    budget: EnergyBudget, queue: F, energy_sum_j: F, allowance_sum_j: F, energy_j: F,
-    n_tokens: Tokens, latency_s: F,
-) -> tuple[F, F, F, F]:  # fmt: skip
-    """The energy accounting after a round (docs/design.md §5).
-
-    Returns:
-        ``(allowance_j, queue, energy_sum_j, allowance_sum_j)``: the round's allowance A_k, the
-        queue Q_{k+1} = max(0, Q_k + E_k - A_k), and the running sums of E_k and A_k.
-
-    >>> settle_energy(EnergyBudget("per_round", 0.3), 0.5, 1.0, 1.2, 0.54, 3, 0.18)
-    (0.3, 0.74, 1.54, 1.5)
-    """
-    allowance_j, queue_after = budget.settle(queue, energy_j, n_tokens, latency_s)
-    return allowance_j, queue_after, energy_sum_j + energy_j, allowance_sum_j + allowance_j
 
 
 def used_frac(energy_sum_j: F, allowance_sum_j: F) -> F:

@@ -4,8 +4,8 @@
 :class:`~gelato_env.sd.round.RoundBackend` it describes: a
 :class:`~gelato_env.traces.replay.ReplayBackend` over a recorded trace (the shipped default
 trace when ``trace_path`` is None), or the live engine on gelato's default model pair.
-:class:`PromptSubset` serves a subset of a backend's prompts (train / held-out splits), and
-:func:`replay_trace` is the one way to ask any backend, subset or not, for its trace.
+:class:`PromptSubset` serves a subset of a backend's prompts (train / held-out splits); every
+backend, subset or not, names its trace as ``backend.trace`` (None for live models).
 """
 
 from __future__ import annotations
@@ -87,12 +87,6 @@ def live_backend(config: EnvConfig, gamma_max: int) -> RoundBackend:
     )
     prompts = [trace.prompt_ids_of(i).tolist() for i in range(trace.n_prompts)]
     return LiveBackend(decoder, prompts)
-
-
-def replay_trace(backend: object) -> Trace | None:
-    """The trace a backend replays (through any :class:`PromptSubset`), None for live models."""
-    trace = getattr(backend, "trace", None)
-    return trace
 
 
 class PromptSubset:

@@ -9,7 +9,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from gelato_env.accounting import CostTable, measured_cost, round_reward, settle_energy, used_frac
+from gelato_env.accounting import CostTable, measured_cost, round_reward, used_frac
 from gelato_env.backends import build_backend
 from gelato_env.config import EnvConfig
 from gelato_env.observation import ObsArray, ObservationFields, ObservationScales
@@ -438,19 +438,19 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         if self._measured:
             cost = measured_cost(self.params, result, topp_size_sum, self._rate_bps)
         else:
-            up_bits = self._costs.uplink_bits(n_drafted, topp_size_sum)
             cost = self._costs.cost(
-                n_drafted, result.n_accepted < n_drafted, up_bits, self._rate_bps
+                n_drafted, result.n_accepted < n_drafted, topp_size_sum, self._rate_bps
             )
         latency_s, energy_j, draft_energy_j, radio_energy_j, idle_energy_j, up_bits, down_bits = (
             cost
         )
 
         queue_before = self._queue
-        allowance_j, self._queue, self._energy_sum_j, self._allowance_sum_j = settle_energy(
-            self.energy_budget, queue_before, self._energy_sum_j, self._allowance_sum_j,
-            energy_j, n_tokens, latency_s,
-        )  # fmt: skip
+        allowance_j, self._queue = self.energy_budget.settle(
+            queue_before, energy_j, n_tokens, latency_s
+        )
+        self._energy_sum_j += energy_j
+        self._allowance_sum_j += allowance_j
         self._n_generated += n_tokens
 
         ema_h, ema_p = self._entropy_ema, self._max_prob_ema
@@ -571,4 +571,4 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         ]
         if self._per_token:
             raw += (self._drafted, self._next_entropy, self._next_max_prob)
-        return self.observation_spec.encode_raw(np.array(raw))
+        return self.observation_spec.encode_raw(raw)

@@ -55,6 +55,7 @@ Definitions:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -256,14 +257,17 @@ class ObservationSpec:
             raise ValueError("per_token observations need n_drafted_in_round and next_* fields")
         return self.encode_raw(np.maximum(np.asarray(values, dtype=np.float64), 0.0))
 
-    def encode_raw(self, raw: FloatArray, out: ObsArray | None = None) -> ObsArray:
+    def encode_raw(
+        self, raw: FloatArray | Sequence[float], out: ObsArray | None = None
+    ) -> ObsArray:
         """Observations of non-negative physical values in field order, as the envs encode them.
 
         Each value times 1 / its scale, capped at its upper bound, in float32: the single env
-        passes shape ``(size,)``, the vector env ``(N, size)`` (and a C-ordered ``out``).
+        passes a list of ``size`` numbers, the vector env an ``(N, size)`` array (and a
+        C-ordered ``out``).
         """
         # minimum in float32: rounding is monotone, so capping after the cast is the same
-        return np.minimum(raw * self._inverse, self._high, out=out, dtype=np.float32)
+        return np.minimum(np.multiply(raw, self._inverse), self._high, out=out, dtype=np.float32)
 
     def decode(self, obs: npt.ArrayLike) -> ObservationFields:
         """Read physical values back from a normalized observation of shape ``(size,)``."""

@@ -126,16 +126,20 @@ class ReplayBackend:
         self._done = False
         self._rng = rng
 
-    def _cap(self, budget: int) -> int:
-        if not isinstance(budget, (int, np.integer)) or not 0 <= budget <= self._gamma_max:
-            raise ValueError(f"budget must be an int in [0, {self._gamma_max}], got {budget!r}")
+    def _cap(self, budget: int, row: int) -> int:
+        """Step 1: min(budget, cap_left[row]), after checking the budget."""
+        if budget.__class__ is not int or not 0 <= budget <= self._gamma_max:  # fast path: int
+            if not isinstance(budget, np.integer) or not 0 <= budget <= self._gamma_max:
+                raise ValueError(f"budget must be an int in [0, {self._gamma_max}], got {budget!r}")
+            budget = int(budget)
         assert not self._done, "reset() a generation before running rounds"
-        return min(int(budget), self._max_new - self._t - 1)
+        cap_left = self._rows.cap_left[row]
+        return budget if budget < cap_left else cap_left
 
     def peek(self, budget: int) -> DraftStats:
         """Statistics of the next round's first ``min(budget, remaining - 1)`` draft tokens."""
-        n = self._cap(budget)
         row = self._row0 + self._t
+        n = self._cap(budget, row)
         return DraftStats(
             entropy=self._entropy[row, :n],
             max_prob=self._max_prob[row, :n],
@@ -144,8 +148,8 @@ class ReplayBackend:
 
     def run_round(self, budget: int, exit_rule: ExitRule) -> RoundResult:
         """Replay one round (:mod:`gelato_env.traces.rounds`, steps 1-4)."""
-        cap = self._cap(budget)
         row = self._row0 + self._t
+        cap = self._cap(budget, row)
         stops = self._stops.get(exit_rule)
         if stops is None:  # a per-round rule: run it on the round's tokens
             gamma = realized_length(
@@ -165,16 +169,16 @@ class ReplayBackend:
             n_matches = int(rejected[0]) if rejected.size else gamma
         n_tokens, n_accepted, self._done = self._rows.settle(row, n_matches)
         self._t += n_tokens
-        return RoundResult(
-            budget=int(budget),
-            n_drafted=gamma,
-            n_accepted=n_accepted,
-            tokens=self._target_tokens[row : row + n_tokens],
-            entropy=self._entropy[row, :gamma],
-            max_prob=self._max_prob[row, :gamma],
-            topp_size=self._topp_size[row, :gamma],
-            accept_prob=accept_prob,
-            finished=self._done,
+        return RoundResult(  # positional: cheaper than keywords on the hot path
+            int(budget),  # budget
+            gamma,  # n_drafted
+            n_accepted,
+            self._target_tokens[row : row + n_tokens],  # tokens
+            self._entropy[row, :gamma],  # entropy
+            self._max_prob[row, :gamma],  # max_prob
+            self._topp_size[row, :gamma],  # topp_size
+            accept_prob,
+            self._done,  # finished
         )
 
 

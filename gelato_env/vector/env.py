@@ -50,7 +50,6 @@ from gelato_env.accounting import (
     CostTable,
     ema_step,
     round_reward,
-    settle_energy,
     used_frac,
 )
 from gelato_env.backends import replay_backend
@@ -529,10 +528,9 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         info["cost"][...] = energy_j
 
         # the energy accounting and the reward
-        allowance_j, queue, energy_sum, allowance_sum = settle_energy(
-            self._energy_budget, queue_before, self._energy_sum[sel], self._allowance_sum[sel],
-            energy_j, n_tokens, latency_s,
-        )  # fmt: skip
+        allowance_j, queue = self._energy_budget.settle(queue_before, energy_j, n_tokens, latency_s)
+        energy_sum = self._energy_sum[sel] + energy_j
+        allowance_sum = self._allowance_sum[sel] + allowance_j
         info["allowance_j"][...] = allowance_j
         info["queue"][...] = queue
         info["budget_used_frac"][...] = used_frac(energy_sum, allowance_sum)
