@@ -435,6 +435,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         if n_tokens > remaining:
             n_tokens = remaining
         topp_size_sum = sum(result.topp_size.tolist()) if self._topp_payload else 0
+        cost: tuple[float, float, float, float, float, int, int]
         if self._measured:
             cost = measured_cost(self.params, result, topp_size_sum, self._rate_bps)
         else:
