@@ -7,7 +7,7 @@ misspelled key in an experiment file or on the command line fails at composition
 name (``Key 'n_episode' not in 'EvaluateSchema'``; ``Could not override 'env.budget_vale'``).
 The schemas hold key names and ``MISSING``; the values live in the YAML files, and their types
 and ranges are checked by the code that consumes them (:class:`gelato_env.config.EnvConfig`,
-``agents.training.TrainConfig``, ``gelato_env.traces.recorder.RecordConfig``, the scripts'
+``agents.train_config.TrainConfig``, ``gelato_env.traces.recorder.RecordConfig``, the scripts'
 checks), whose messages show the bad value. Free-form maps (``env.system_overrides``,
 ``env.channel_params``, ``env.exit_params``, ``algo.kwargs``, ``agent_overrides``) accept new keys
 without ``+``; their consumers check them.
@@ -76,7 +76,7 @@ SystemSchema = make_dataclass(
 
 @dataclass
 class AlgoSchema:
-    """``conf/algo/*.yaml``: an SB3 algorithm (``agents.training.AlgoConfig``)."""
+    """``conf/algo/*.yaml``: an SB3 algorithm (``agents.train_config.AlgoConfig``)."""
 
     name: Any = MISSING
     policy: Any = MISSING
@@ -86,7 +86,7 @@ class AlgoSchema:
 
 @dataclass
 class RewardSchema:
-    """``conf/reward/*.yaml``: the training reward (``agents.training.RewardConfig``)."""
+    """``conf/reward/*.yaml``: the training reward (``agents.train_config.RewardConfig``)."""
 
     name: Any = MISSING
     lambda_init: Any = MISSING
@@ -118,7 +118,7 @@ class EvaluateWandb(WandbSchema):
 
 @dataclass
 class TrainSection:
-    """``train.yaml``'s ``train:`` (``agents.training.TrainConfig`` less ``seed``)."""
+    """``train.yaml``'s ``train:`` (``agents.train_config.TrainConfig`` less ``seed``)."""
 
     total_timesteps: Any = MISSING
     n_envs: Any = MISSING
