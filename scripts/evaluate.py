@@ -377,20 +377,25 @@ def run_sweeps(cfg: DictConfig, env_kwargs: dict[str, Any], overrides: dict[str,
                plots: Path) -> list[Path]:  # fmt: skip
     """Budget, bandwidth and V sweeps (``sweep.n_episodes`` per seed, every seed) and their
     figures: throughput and energy over the budget per agent, and GELATO's gains vs dssd and
-    vs the strongest budget-meeting baseline; returns the figure files."""
+    vs the strongest budget-meeting baseline; returns the figure files. A progress bar counts
+    the sweep points (with ``progress``)."""
     n_sweep = int(cfg.sweep.n_episodes)
     agents = OmegaConf.to_container(cfg.sweep.agents, resolve=True)
     assert isinstance(agents, list)
+    n_points = len(cfg.sweep.budget_values) + len(cfg.sweep.bandwidths_hz) + len(cfg.sweep.v_values)
+    bar = tqdm(total=n_points, desc="sweeps", unit="point", disable=not cfg.progress)
     by_budget: dict[str, list[tuple[float, dict[str, float]]]] = {}
     for value in cfg.sweep.budget_values:
         kw = {**env_kwargs, "budget_value": float(value)}
         sweep_point(evaluate(cfg, kw, agents, n_sweep, overrides, False), float(value), by_budget)
+        bar.update(1)
     by_bandwidth: dict[str, list[tuple[float, dict[str, float]]]] = {}
     for value in cfg.sweep.bandwidths_hz:
         sys_over = {**env_kwargs.get("system_overrides", {}), "bandwidth_hz": float(value)}
         kw = {**env_kwargs, "system_overrides": sys_over}
         sweep_point(evaluate(cfg, kw, agents, n_sweep, overrides, False), float(value) / 1e6,
                     by_bandwidth)  # fmt: skip
+        bar.update(1)
     unit = BUDGET_UNITS[str(env_kwargs.get("budget_mode", "per_round"))]
     figures: list[Path] = []
     gains = GAIN_SERIES
@@ -408,6 +413,8 @@ def run_sweeps(cfg: DictConfig, env_kwargs: dict[str, Any], overrides: dict[str,
         over = {**overrides, "gelato": {**overrides.get("gelato", {}), "v": float(value)}}
         (row,) = seed_table(evaluate(cfg, env_kwargs, ["gelato"], n_sweep, over, False))
         by_v.append((float(value), row))
+        bar.update(1)
+    bar.close()
     write_sweep({"gelato": by_v}, plots / "sweep_v.csv", "v")
     figures += plot_sweep(by_budget, f"energy budget ({unit})", plots / "throughput_vs_budget")
     figures += plot_sweep(by_bandwidth, "uplink bandwidth (MHz)", plots / "bandwidth_sweep",
