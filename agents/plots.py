@@ -44,6 +44,8 @@ BUDGET_LINE: dict[str, Any] = {"color": "0.3", "linestyle": "--", "linewidth": 0
 BUDGET_LABEL = "energy / budget"
 #: a share-of-budget axis is logarithmic when its values span more than this factor
 LOG_RATIO_SPAN = 5.0
+#: agents without an energy budget (device-only decoding) in the comparison
+NO_BUDGET_MARKER: dict[str, Any] = {"marker": "s", "color": "0.5"}
 
 _STYLE: dict[str, Any] = {
     "font.size": 8,
@@ -86,10 +88,14 @@ def save_figure(fig: Figure, stem: Path) -> tuple[Path, ...]:
     return paths
 
 
+def _number(value: Any) -> float:
+    """A table cell as a float: NaN when empty (a CSV cell that does not apply) or missing."""
+    return math.nan if value is None or value == "" else float(value)
+
+
 def _mean_ci(row: Mapping[str, Any], key: str) -> tuple[float, float]:
     """``row[key]`` and its CI half-width (0 when it has none: one seed)."""
-    mean = float(row.get(key, math.nan))
-    half = float(row.get(key + CI, math.nan))
+    mean, half = _number(row.get(key)), _number(row.get(key + CI))
     return mean, half if math.isfinite(half) else 0.0
 
 
@@ -116,7 +122,7 @@ def _series(ax: Axes, sweep: Sweep, key: str, *, logx: bool, scale: float = 1.0)
         )  # fmt: skip
     if logx:
         ax.set_xscale("log")
-        _plain_log(ax.xaxis)
+        _plain_log(ax.xaxis, [x for points in sweep.values() for x, _ in points])
 
 
 def _wide(ratios: Sequence[float]) -> bool:
@@ -125,9 +131,16 @@ def _wide(ratios: Sequence[float]) -> bool:
     return max(values) / min(values) > LOG_RATIO_SPAN
 
 
-def _plain_log(axis: Any) -> None:
-    """Ticks of a logarithmic axis at 1, 2, 5 x 10^k, labelled plainly (0.5, 1, 2, 5, 10)."""
-    axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+def _plain_log(axis: Any, values: Sequence[float]) -> None:
+    """Plain tick labels (0.5, 1, 2) on a logarithmic axis spanning ``values``.
+
+    Ticks at 1, 2, 5 x 10^k over up to 1.5 decades, 1, 3 x 10^k up to 3, powers of ten beyond:
+    labels that fit a column.
+    """
+    finite = [v for v in values if math.isfinite(v) and v > 0] or [1.0]
+    decades = math.log10(max(finite) / min(finite))
+    subs = (1.0, 2.0, 5.0) if decades <= 1.5 else (1.0, 3.0) if decades <= 3.0 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10.0, subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())
 
@@ -137,7 +150,7 @@ def _budget_axis(ax: Axes, values: Sequence[float]) -> None:
     ax.axhline(1.0, **BUDGET_LINE, label="budget", zorder=1)
     if _wide(values):
         ax.set_yscale("log")
-        _plain_log(ax.yaxis)
+        _plain_log(ax.yaxis, [*values, 1.0])
     ax.set_ylabel(BUDGET_LABEL)
 
 
@@ -168,7 +181,7 @@ def plot_sweep(
         top.set_ylabel("throughput (tokens/s)")
         _no_offset(top)
         _series(bottom, sweep, "budget_ratio", logx=logx)
-        ratios = [float(row.get("budget_ratio", math.nan)) for p in sweep.values() for _, row in p]
+        ratios = [_number(row.get("budget_ratio")) for p in sweep.values() for _, row in p]
         _budget_axis(bottom, ratios)
         bottom.set_xlabel(xlabel)
         handles, labels = bottom.get_legend_handles_labels()
@@ -223,7 +236,7 @@ def plot_v_tradeoff(
         axes[0].set_ylabel("throughput\n(tokens/s)")
         _no_offset(axes[0])
         _series(axes[1], sweep, "budget_ratio", logx=True)
-        _budget_axis(axes[1], [float(m.get("budget_ratio", math.nan)) for _, m in points])
+        _budget_axis(axes[1], [_number(m.get("budget_ratio")) for _, m in points])
         axes[1].legend(loc="best", frameon=False)
         _series(axes[2], sweep, "backlog_mean_j", logx=True)
         axes[2].set_ylabel("mean backlog\nQ (J)")
@@ -234,8 +247,10 @@ def plot_v_tradeoff(
 def plot_comparison(rows: Sequence[Mapping[str, Any]], stem: Path) -> tuple[Path, ...]:
     """Every agent's throughput (left) and energy over the budget (right), mean ± 95 % CI.
 
-    Agents without a budget figure (device-only decoding) show throughput only. Filled markers
-    meet the budget (within :data:`agents.evaluation.BUDGET_TOLERANCE`), hollow ones do not.
+    Filled markers meet the budget (within :data:`agents.evaluation.BUDGET_TOLERANCE`), hollow
+    ones do not; agents the budget does not apply to (device-only decoding) show throughput only,
+    in gray squares. ``rows`` are :func:`agents.evaluation.seed_table` rows or the same read back
+    from ``results.csv``.
     """
     labels = [str(r["agent"]) for r in rows]
     ys = list(range(len(rows)))[::-1]  # the table's order, top to bottom
@@ -245,24 +260,30 @@ def plot_comparison(rows: Sequence[Mapping[str, Any]], stem: Path) -> tuple[Path
             layout="constrained",
         )  # fmt: skip
         for y, row in zip(ys, rows, strict=True):
-            meets = bool(row.get("meets_budget", True))
+            ratio, ratio_ci = _mean_ci(row, "budget_ratio")
+            meets = row.get("meets_budget") in (True, "True")  # a table row or a CSV row
             style = {"marker": "o", "color": "C0", "mfc": "C0" if meets else "white"}
+            if not math.isfinite(ratio):
+                style = NO_BUDGET_MARKER
             tput, tput_ci = _mean_ci(row, "throughput_tps")
             left.errorbar([tput], [y], xerr=[tput_ci], **style)
-            ratio, ratio_ci = _mean_ci(row, "budget_ratio")
             if math.isfinite(ratio):
                 right.errorbar([ratio], [y], xerr=[ratio_ci], **style)
         left.set_yticks(ys, labels)
         left.set_xlabel("throughput (tokens/s)")
         left.set_xlim(left=0.0)
         right.axvline(1.0, **BUDGET_LINE, label="budget")
-        if _wide([float(r.get("budget_ratio", math.nan)) for r in rows]):
+        ratios = [_number(r.get("budget_ratio")) for r in rows]
+        if _wide(ratios):
             right.set_xscale("log")
-            _plain_log(right.xaxis)
+            _plain_log(right.xaxis, [*ratios, 1.0])
         right.set_xlabel(BUDGET_LABEL)
         right.plot([], [], "o", color="C0", label="meets budget")
         right.plot([], [], "o", color="C0", mfc="white", label="over budget")
-        right.legend(loc="lower right", frameon=True, framealpha=0.9)
+        if not all(math.isfinite(r) for r in ratios):
+            right.plot([], [], linestyle="none", **NO_BUDGET_MARKER, label="no energy budget")
+        handles, names = right.get_legend_handles_labels()
+        fig.legend(handles, names, loc="outside upper center", ncols=3, frameon=False)
         return save_figure(fig, stem)
 
 

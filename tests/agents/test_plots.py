@@ -122,10 +122,16 @@ def test_comparison_marks_budget_violations(tmp_path: Path, figures: list[Figure
     assert len(_error_bars(left)) == 3
     assert len(_error_bars(right)) == 2  # device-only has no budget figure
     assert _has_budget_line(right, horizontal=False)
-    legend = [t.get_text() for t in right.get_legend().get_texts()]
-    assert legend == ["budget", "meets budget", "over budget"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["budget", "meets budget", "over budget", "no energy budget"]
     faces = [bar.lines[0].get_markerfacecolor() for bar in _error_bars(right)]
     assert faces[1] == "white"  # dssd overspends: a hollow marker
+    assert _error_bars(left)[2].lines[0].get_marker() == "s"  # device-only: no budget
+    # the same figure from results.csv cells (strings; '' where a metric does not apply)
+    cells = [{k: "" if v != v else str(v) for k, v in row.items()} for row in rows]
+    plots.plot_comparison(cells, tmp_path / "from_csv")
+    faces = [bar.lines[0].get_markerfacecolor() for bar in _error_bars(figures[1].axes[1])]
+    assert faces[1] == "white"
 
 
 def test_gains_are_percent_with_error_bars(tmp_path: Path, figures: list[Figure]) -> None:
