@@ -283,7 +283,7 @@ def plot_comparison(rows: Sequence[Mapping[str, Any]], stem: Path) -> tuple[Path
         if not all(math.isfinite(r) for r in ratios):
             right.plot([], [], linestyle="none", **NO_BUDGET_MARKER, label="no energy budget")
         handles, names = right.get_legend_handles_labels()
-        fig.legend(handles, names, loc="outside upper center", ncols=3, frameon=False)
+        fig.legend(handles, names, loc="outside upper center", ncols=2, frameon=False)
         return save_figure(fig, stem)
 
 
