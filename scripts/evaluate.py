@@ -55,7 +55,7 @@ from agents.plots import (
     plot_v_tradeoff,
 )
 from agents.registry import AgentPreset, load_preset, make_agent
-from gelato_env.conf.schema import check_composed, register
+from gelato_env.conf.schema import check_composed
 from gelato_env.config import EnvConfig
 from gelato_env.env import GelatoEnv
 
@@ -146,7 +146,6 @@ def evaluate(cfg: DictConfig, env_kwargs: dict[str, Any], agents: Sequence[Any],
     return [list(group) for group in zip(*per_agent, strict=True)]
 
 
-register()  # the config schemas (gelato_env/conf/schema.py), before @hydra.main composes
 WANDB_MODES = ("offline", "online", "disabled")
 
 

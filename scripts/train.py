@@ -54,11 +54,10 @@ from agents.prompt_split import split_prompts
 from agents.run_dir import SUMMARY, RunRecord, claim_run_dir
 from agents.train_config import OFF_POLICY, AlgoConfig, RewardConfig, TrainConfig, algorithm_class
 from agents.train_envs import make_eval_env, make_training_env, resolve_vec_env
-from gelato_env.conf.schema import check_composed, register
+from gelato_env.conf.schema import check_composed
 from gelato_env.config import EnvConfig
 from gelato_env.storage import write_bytes_atomic
 
-register()  # the config schemas (gelato_env/conf/schema.py), before @hydra.main composes
 EXIT_CODE: int = 0  # set by main_impl: 128 + signal number after a signal-interrupted run
 log = logging.getLogger("gelato.train")
 
