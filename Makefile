@@ -42,8 +42,8 @@ test-all: install
 	$(BIN)/python -m pytest -q -m "not gpu"
 
 lint: install
-	$(BIN)/ruff check gelato_env agents scripts tests benchmarks
-	$(BIN)/ruff format --check gelato_env agents scripts tests benchmarks
+	$(BIN)/ruff check gelato_env agents hydra_plugins scripts tests benchmarks
+	$(BIN)/ruff format --check gelato_env agents hydra_plugins scripts tests benchmarks
 
 type: install
 	$(BIN)/mypy

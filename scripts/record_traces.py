@@ -17,7 +17,6 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from gelato_env.conf.schema import register
 from gelato_env.sd.models import ModelPair
 from gelato_env.traces.fit import fit_alpha_from_trace, summarize
 from gelato_env.traces.prompts import (
@@ -31,7 +30,6 @@ from gelato_env.traces.recorder import RecordConfig, record_trace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-register()  # the config schemas (gelato_env/conf/schema.py), before @hydra.main composes
 
 
 def micro_synthetic_pair() -> ModelPair:

@@ -17,7 +17,8 @@ setting's value); the primary configs interpolate ``env.system`` and ``env.syste
 from it, so ``system=high_latency system.bandwidth_hz=5e6`` is the one way to choose and change
 the system (:func:`check_composed` refuses ``env.system=...``).
 
-Scripts call :func:`register` before ``@hydra.main`` runs; tests call it before ``compose``.
+Hydra calls :func:`register` when it starts: it imports every module under ``hydra_plugins``, and
+``hydra_plugins/gelato_conf`` (shipped with the package) calls it.
 """
 
 from __future__ import annotations
@@ -282,7 +283,7 @@ def system_overrides(system: DictConfig) -> dict[str, Any]:
 def register() -> None:
     """Store every schema in Hydra's ``ConfigStore`` and the ``gelato.system_overrides`` resolver.
 
-    Idempotent: scripts call it at import, tests before composing.
+    Idempotent: Hydra's plugin scan runs it (``hydra_plugins/gelato_conf``) at every start.
     """
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():

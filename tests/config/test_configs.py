@@ -44,8 +44,6 @@ EXPERIMENTS = {
     name: script for script in PRIMARY for name in help_groups(script).get("experiment", [])
 }
 
-schema.register()
-
 
 @pytest.fixture
 def hydra_conf() -> Iterator[None]:

@@ -65,7 +65,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "chunks")
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
-    for name in ("gelato_env", "agents", "scripts"):
+    for name in ("gelato_env", "agents", "scripts", "hydra_plugins"):
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps",
@@ -84,6 +84,7 @@ def test_wheel_ships_configs_scripts_licence_and_console_scripts(wheel: Path) ->
     assert len(shipped) > 30
     assert shipped <= names, sorted(shipped - names)
     assert "gelato_env/conf/schema.py" in names
+    assert "hydra_plugins/gelato_conf/__init__.py" in names  # registers the schemas
     data = "gelato_env-0.1.0.data/data/share/gelato-env/scripts"
     assert {f"{data}/{script}" for script in cli.SCRIPTS.values()} <= names
     assert "gelato_env-0.1.0.dist-info/licenses/LICENSE" in names

@@ -273,7 +273,6 @@ def test_documented_hydra_command_composes(command: Command) -> None:
     job, _, args = job_of(command.argv)
     args = [_replace(arg, DUMMY) for arg in args]
     primary = {"train": "train", "evaluate": "evaluate", "record": "record_traces"}[str(job)]
-    schema.register()
     with initialize_config_module("gelato_env.conf", version_base="1.3"):
         for overrides in composed_variants(args):
             cfg = compose(primary, overrides=overrides)
