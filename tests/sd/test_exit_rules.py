@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -14,9 +15,11 @@ from gelato_env.sd.exit_rules import (
     ExitRule,
     NoExit,
     Survival,
+    is_batched,
     make_exit_rule,
     realized_length,
     realized_lengths,
+    with_threshold,
 )
 
 EMPTY = np.zeros(0)
@@ -117,11 +120,33 @@ def test_make_exit_rule_errors(name: str, params: dict, match: str) -> None:
 
 
 def test_make_exit_rule_builds_each_rule() -> None:
-    for name, cls in EXIT_RULES.items():
-        rule = make_exit_rule(name)
-        assert isinstance(rule, cls)
-        assert rule.name == name
-    assert make_exit_rule("entropy_bucket", threshold_nats=1.2).threshold_nats == 1.2
+    assert sorted(EXIT_RULES) == [
+        "adaedl", "confidence", "entropy_bucket", "entropy_threshold", "none", "survival",
+    ]  # fmt: skip
+    assert make_exit_rule("entropy_bucket", threshold_nats=1.2) == EntropyBucket(1.2, 1.0)
+    assert make_exit_rule("survival", epsilon=0.5) == Survival(1.0, -0.35, 0.5)
+    assert all(is_batched(make_exit_rule(name)) for name in EXIT_RULES)
+
+
+def test_a_rule_overriding_stop_after_runs_per_round() -> None:
+    """A subclass that changes the scalar rule is not batched: realized_lengths runs its rule."""
+
+    @dataclass(frozen=True)
+    class FirstTokenOnly(EntropyThreshold):
+        def stop_after(self, entropy: np.ndarray, max_prob: np.ndarray) -> int:
+            return 1 if entropy.shape[0] else 0
+
+    rule = FirstTokenOnly(100.0)  # the inherited batch form would never stop
+    assert not is_batched(rule)
+    got = realized_lengths(rule, np.zeros((3, 4)), np.ones((3, 4)), np.array([4, 2, 0]))
+    np.testing.assert_array_equal(got, [1, 1, 0])
+    assert rule.stop_mask(np.zeros((1, 4)), np.ones((1, 4))).sum() == 0
+
+
+def test_with_threshold_replaces_the_level_of_threshold_rules_only() -> None:
+    assert with_threshold(EntropyBucket(1.0, 0.5), 2.0) == EntropyBucket(2.0, 0.5)
+    with pytest.raises(ValueError, match="threshold rule"):
+        with_threshold(ConfidenceStop(), 2.0)
 
 
 @pytest.mark.parametrize(

@@ -20,11 +20,15 @@ from gelato_env.sd.round import RoundBackend
 from gelato_env.traces import ReplayBackend
 
 
-def test_protocol_and_properties(micro_trace):
-    backend = ReplayBackend(micro_trace)
-    assert isinstance(backend, RoundBackend)
-    assert (backend.gamma_max, backend.n_prompts, backend.max_new_tokens) == (8, 6, 40)
+def test_protocol_and_properties(micro_trace, rng):
+    backend = ReplayBackend(micro_trace, max_new_tokens=30)
+    assert backend.trace is micro_trace  # RoundBackend.trace: the whole trace, for calibration
+    assert (backend.gamma_max, backend.n_prompts, backend.max_new_tokens) == (8, 6, 30)
     assert backend.done
+    backend.reset(1, rng)
+    assert (backend.done, backend.n_generated) == (False, 0)
+    # every protocol member is served (a backend lacking one, e.g. trace, is refused)
+    assert {m for m in dir(RoundBackend) if not m.startswith("_")} <= set(dir(backend))
 
 
 def test_target_only_rounds_reproduce_the_output(micro_trace, rng):
