@@ -8,6 +8,9 @@ groups, overrides, ``--help``, output directories and exit code)::
     gelato-evaluate agents=[gelato,static_topp]
     gelato-record out_dir=traces/mine
 
+``gelato-aggregate <multirun dir>`` (:func:`agents.sweep.main`) joins a Hydra multirun's jobs
+into one table and plot.
+
 The configs ship inside the package (``gelato_env/conf``, Hydra's ``pkg://gelato_env.conf``).
 The scripts run from the checkout (an editable install, what ``make install`` does) or, from a
 wheel, from ``<prefix>/share/gelato-env/scripts`` (``pyproject.toml``'s ``data-files``).
