@@ -1,4 +1,10 @@
-"""The Gymnasium environment: one device-edge SD round per step (docs/design.md §7)."""
+"""The Gymnasium environment: one device-edge SD round per step (docs/design.md §7).
+
+Over 500 lines because the class docstring is the full environment card (about 150 lines, in
+Gymnasium's fixed sections); the code is the episode loop only -- settings, backends, rounds and
+accounting live in :mod:`~gelato_env.setting`, :mod:`~gelato_env.backends`,
+:mod:`~gelato_env.traces.rounds` and :mod:`~gelato_env.accounting`.
+"""
 
 from __future__ import annotations
 
@@ -37,14 +43,19 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
     energy come from the device/edge profiles, so they model the paper's hardware, not this CPU.
     A virtual energy queue Q tracks the long-term budget (drift-plus-penalty, Neely).
 
+    Two budgets, named apart: the **drafting budget** gamma~ (tokens; the action,
+    ``info["budget"]``) caps a round's draft length; the **energy budget** (``budget_mode`` /
+    ``budget_value``, in J/round, J/token or W; ``env.energy_budget``) is the long-term device
+    energy constraint.
+
     ## Action Space
 
-    By ``action_mode`` (gamma_max = the system setting's largest budget, default 8):
+    By ``action_mode`` (gamma_max = the system setting's largest drafting budget, default 8):
 
     | mode               | space                               | meaning                        |
     |--------------------|-------------------------------------|--------------------------------|
-    | `budget`           | `Discrete(gamma_max + 1)`           | reference budget gamma~        |
-    | `budget_threshold` | `MultiDiscrete([gamma_max + 1, L])` | budget, threshold level index  |
+    | `budget`           | `Discrete(gamma_max + 1)`           | drafting budget gamma~ (tokens)|
+    | `budget_threshold` | `MultiDiscrete([gamma_max + 1, L])` | drafting budget, level index   |
     | `per_token`        | `Discrete(2)`                       | 0: offload now, 1: draft more  |
 
     In `budget` mode the configured `exit_rule` runs inside the step (budget 0: no drafting, the
@@ -134,8 +145,8 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
       naming both sizes.
     * `channel`, `channel_params`: channel process and its parameters.
     * `payload`: payload protocol (None keeps the setting's).
-    * `budget_mode`, `budget_value`: ``per_round`` (J/round), ``per_token`` (J/token) or
-      ``per_second`` (W).
+    * `budget_mode`, `budget_value`: the energy budget, ``per_round`` (J/round), ``per_token``
+      (J/token) or ``per_second`` (W).
     * `v`: drift-plus-penalty weight V (``dpp`` reward).
     * `action_mode`, `threshold_levels_nats`, `reward_mode`, `exit_rule`, `exit_params`.
     * `max_new_tokens`: tokens per prompt (None: the backend's).
@@ -231,7 +242,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self.action_space = setting.action_space
         self._action_help = setting.action_help
         # the valid action values -> what they select (step's checks are lookups in these)
-        self._budgets = {b: b for b in range(gamma_max + 1)}
+        self._draft_budgets = {b: b for b in range(gamma_max + 1)}
         self._level_rules = dict(enumerate(setting.threshold_rules))
         self._per_token_actions = {0: 0, 1: 1}
 
@@ -248,7 +259,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self._costs = CostTable(self.params)
         self._topp_payload = self.params.payload.protocol == "topp"
         self._latency_s = self.params.link.uplink_latency_s
-        self._last_accepted = 0  # n_accepted and budget of the last completed round
+        self._last_accepted = 0  # n_accepted and drafting budget of the last completed round
         self._last_budget = 0
 
         # Episode state.
@@ -357,15 +368,15 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         elif self._threshold_mode:
             try:
                 b, level = action.tolist() if isinstance(action, np.ndarray) else action
-                budget = self._budgets[b]
+                budget = self._draft_budgets[b]
                 rule = self._level_rules[level]
             except (KeyError, TypeError, ValueError):
                 raise self._action_error(action) from None
         else:
             try:
-                budget = self._budgets[action]
+                budget = self._draft_budgets[action]
             except (KeyError, TypeError):
-                budget = self._scalar_action(action, self._budgets)
+                budget = self._scalar_action(action, self._draft_budgets)
             rule = self._exit_rule
         return self._play_round(budget, rule)
 

@@ -34,6 +34,9 @@ Only ``action_mode="budget"`` and ``"budget_threshold"`` are vectorized; ``per_t
 ``NotImplementedError``. With ``horizon`` set, envs truncate after ``horizon`` steps (the
 vectorized ``TimeLimit``). :func:`~gelato_env.vector.sb3.make_sb3_vec_env` adapts the env to
 stable-baselines3.
+
+Over 500 lines because ``GelatoVectorEnv`` is one class: the ``VectorEnv`` API (reset, step,
+both autoreset modes, reset masks) and the round as array operations share its state arrays.
 """
 
 from __future__ import annotations
@@ -408,7 +411,9 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         idx = np.flatnonzero(done)
         final_obs = np.zeros((self.num_envs, self.observation_spec.size), dtype=np.float32)
         final_obs[idx] = self._observations(idx)
-        final_info: dict[str, Any] = block.columns(idx).views()
+        # the step's values, valid where _final_info (unmasked entries are not zeroed: a copy of
+        # the whole block costs less than gathering the finished columns into zeros)
+        final_info: dict[str, Any] = block.copy().views()
         final_info.update(dict.fromkeys(STEP_MASKS + RESET_MASKS, done))
         self._reset_envs(idx, keep_queue=False)
         # as SyncVectorEnv: a reset env reports its reset info in place of the step's
