@@ -61,6 +61,7 @@ from gelato_env.env import GelatoEnv
 
 #: the keys of an ``agents`` entry given as a mapping (a preset variant)
 AGENT_ENTRY_KEYS = ("preset", "label", "params")
+_UNSET = object()  # a parameter a preset does not set
 
 
 def variant_label(label: str, changed: Mapping[str, Any]) -> str:
@@ -118,9 +119,6 @@ def agent_specs(entries: Sequence[Any], overrides: Mapping[str, Any]) -> list[Ag
             "agents entry {preset: ..., params: ..., label: ...})"
         )
     return specs
-
-
-_UNSET = object()
 
 
 def evaluate(cfg: DictConfig, env_kwargs: dict[str, Any], agents: Sequence[Any],
