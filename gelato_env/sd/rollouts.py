@@ -220,7 +220,7 @@ def _draft_rows(
 
 
 def _draft_greedy_shared(
-    draft: Any, kv: LayerKV | None, seq: Sequence[int], n_prompt: int, spec: _Spec
+    draft: Any, seq: Sequence[int], n_prompt: int, spec: _Spec
 ) -> dict[str, torch.Tensor]:
     """The greedy draft's G-step continuation from every prefix s_t: ``(L, G)`` tensors (T = 0).
 
@@ -232,9 +232,8 @@ def _draft_greedy_shared(
     the draft runs G - 1 cached steps once per divergence point, not once per row.
     """
     n_out, g = len(seq) - n_prompt, spec.gamma_max
-    if n_prompt > 1:
-        kv = _extend_kv(draft, kv, seq, n_prompt - 1)
-    logits, kv_full = _forward_from(draft, kv if n_prompt > 1 else None, seq, n_prompt - 1)
+    kv = _extend_kv(draft, None, seq, n_prompt - 1) if n_prompt > 1 else None
+    logits, kv_full = _forward_from(draft, kv, seq, n_prompt - 1)
     along = step_stats(logits[:, : spec.width], 0.0, spec.p_top, None)  # (L + 1,) each
     a = along["token"].cpu().numpy()
     y = np.asarray(seq[n_prompt:], dtype=np.int64)
@@ -408,15 +407,15 @@ def decode_greedy_batch(
 
 def _decode_target(
     pair: ModelPair, prompt: list[int], rollout: RolloutSpec, gen: Any
-) -> tuple[list[int], LayerKV | None, LayerKV | None]:
-    """y, and whatever KV of x + y the decoding left (target, draft; None when none).
+) -> tuple[list[int], LayerKV | None]:
+    """The output y of one prompt and whatever target KV of x + y the decoding left, or None.
 
     T = 0: speculative decoding with a fixed budget (lossless, so y is the target's greedy
-    output), leaving both models' caches. T > 0: token-by-token sampling from the target with
+    output), leaving the target's cache. T > 0: token-by-token sampling from the target with
     ``gen`` (the reference's random stream, so both recorders sample the same y).
     """
     if rollout.temperature > 0.0:
-        return _sample_target(pair, prompt, rollout, gen), None, None
+        return _sample_target(pair, prompt, rollout, gen), None
     decoder = SpeculativeDecoder.from_pair(
         pair,
         gamma_max=rollout.gamma_max,
@@ -425,7 +424,7 @@ def _decode_target(
         max_new_tokens=rollout.max_new_tokens,
     )
     y = decoder.generate(prompt, min(rollout.decode_budget, rollout.gamma_max), NoExit())
-    return y, decoder.prefix_kv("target"), decoder.prefix_kv("draft")
+    return y, decoder.prefix_kv("target")
 
 
 def rollout_prefix_cached(
@@ -452,21 +451,22 @@ def rollout_prefix_cached(
     """
     prompt = [int(i) for i in prompt_ids]
     spec = _Spec(rollout.gamma_max, rollout.temperature, rollout.p_top, pair.shared_vocab_size())
-    draft_kv: LayerKV | None = None
     target_cached: LayerKV | None
     if decoded is not None:
         if rollout.temperature != 0.0:
             raise ValueError("decoded y is for greedy rollouts (temperature 0) only")
         y, target_cached = decoded
     else:
-        y, target_cached, draft_kv = _decode_target(pair, prompt, rollout, generator)
+        y, target_cached = _decode_target(pair, prompt, rollout, generator)
     seq, n_prompt, n_out = prompt + y, len(prompt), len(y)
     target_kv = _extend_kv(pair.target, target_cached, seq, len(seq) - 1)
     if spec.temperature == 0.0:
-        shared = _draft_greedy_shared(pair.draft, draft_kv, seq, n_prompt, spec)
+        # The draft encodes x + y afresh rather than reuse a decoding's cache, so its
+        # statistics do not depend on how y was decoded (alone by SD or in a batch).
+        shared = _draft_greedy_shared(pair.draft, seq, n_prompt, spec)
         cont = {k: v.cpu().numpy() for k, v in shared.items()}
     else:
-        draft_kv = _extend_kv(pair.draft, draft_kv, seq, len(seq) - 1)
+        draft_kv = _extend_kv(pair.draft, None, seq, len(seq) - 1)
         parts: list[dict[str, torch.Tensor]] = []
         for t0 in range(0, n_out, rollout.batch_positions):
             ts = range(t0, min(n_out, t0 + rollout.batch_positions))
