@@ -8,14 +8,13 @@ engine running real ``transformers`` models, or the replay of a recorded trace -
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
     from gelato_env.sd.exit_rules import ExitRule
-    from gelato_env.traces.store import Trace
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -97,11 +96,12 @@ class RoundBackend(Protocol):
     """
 
     @property
-    def trace(self) -> Trace | None:
+    def trace(self) -> Any:
         """The recorded trace the rounds replay (whole, whatever prompts are served), or None.
 
-        Live backends have none; agents that calibrate on a trace read it here rather than
-        reaching through wrappers.
+        A :class:`gelato_env.traces.store.Trace` (typed ``Any`` so that ``sd/`` imports nothing
+        from ``traces/``, docs/design.md §1). Live backends have none; agents that calibrate on
+        a trace read it here rather than reaching through wrappers.
         """
         ...
 
