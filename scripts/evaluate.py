@@ -22,6 +22,7 @@ import csv
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,7 +56,7 @@ from agents.plots import (
     plot_v_tradeoff,
 )
 from agents.registry import AgentPreset, load_preset, make_agent
-from gelato_env.conf.schema import check_composed
+from gelato_env.conf.schema import check_composed, refuse_moved_overrides
 from gelato_env.config import EnvConfig
 from gelato_env.env import GelatoEnv
 
@@ -515,4 +516,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    refuse_moved_overrides(sys.argv[1:])
     main()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
@@ -312,6 +313,27 @@ def check_composed(cfg: DictConfig) -> None:
                 f"system=<name> and system.<field>=<value> (e.g. system=high_latency "
                 f"system.bandwidth_hz=5e6), got env.{key}={cfg.env[key]!r}"
             )
+
+
+def refuse_moved_overrides(argv: Sequence[str]) -> None:
+    """Refuse command-line overrides of ``env.system`` / ``env.system_overrides`` up front.
+
+    Both are interpolated from the ``system`` group, and Hydra cannot set a key inside an
+    interpolated map (it fails with an internal assertion), so the scripts call this on
+    ``sys.argv`` before Hydra parses it.
+
+    Raises:
+        SystemExit: naming the override and the spelling to use instead.
+    """
+    for arg in argv:
+        key = arg.lstrip("+~").split("=", 1)[0]
+        for moved in ("env.system_overrides", "env.system"):
+            if key == moved or key.startswith(moved + "."):
+                raise SystemExit(
+                    f"error: {arg}: {moved} is set from the system group; choose and change the "
+                    "system with system=<name> and system.<field>=<value> "
+                    "(e.g. system=high_latency system.bandwidth_hz=5e6)"
+                )
 
 
 def _check_keys(node: DictConfig, prefix: str) -> None:
