@@ -238,6 +238,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self._n_prompts = self.backend.n_prompts
 
         self.observation_spec = setting.observation_spec
+        self._encode = self.observation_spec.encode_one
         self.observation_space = setting.observation_space
         self.action_space = setting.action_space
         self._action_help = setting.action_help
@@ -583,4 +584,4 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         ]
         if self._per_token:
             raw += (self._drafted, self._next_entropy, self._next_max_prob)
-        return self.observation_spec.encode_raw(raw)
+        return self._encode(raw)

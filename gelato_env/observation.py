@@ -209,9 +209,11 @@ class ObservationSpec:
     gamma_max: int = 8
     per_token: bool = False
     scales: ObservationScales = ObservationScales()
-    # encode_raw's constants, derived once: 1 / physical_scales() and high()
+    # the encoders' constants, derived once: 1 / physical_scales() and high(), as arrays and lists
     _inverse: FloatArray = field(init=False, repr=False, compare=False)
     _high: ObsArray = field(init=False, repr=False, compare=False)
+    _inverse_list: list[float] = field(init=False, repr=False, compare=False)
+    _high_list: list[float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.gamma_max, int) or isinstance(self.gamma_max, bool):
@@ -220,6 +222,8 @@ class ObservationSpec:
             raise ValueError(f"gamma_max must be >= 1, got {self.gamma_max}")
         object.__setattr__(self, "_inverse", 1.0 / self.physical_scales())
         object.__setattr__(self, "_high", self.high())
+        object.__setattr__(self, "_inverse_list", self._inverse.tolist())
+        object.__setattr__(self, "_high_list", self._high.astype(np.float64).tolist())
 
     @property
     def size(self) -> int:
@@ -268,6 +272,15 @@ class ObservationSpec:
         """
         # minimum in float32: rounding is monotone, so capping after the cast is the same
         return np.minimum(np.multiply(raw, self._inverse), self._high, out=out, dtype=np.float32)
+
+    def encode_one(self, raw: list[float]) -> ObsArray:
+        """:meth:`encode_raw` of one observation, in Python floats (the single env's hot path).
+
+        The same products and caps as ``encode_raw`` (``tests/env/test_accounting.py`` checks
+        equality), with one numpy call instead of three: a step's budget is microseconds.
+        """
+        values = zip(raw, self._inverse_list, self._high_list)  # noqa: B905 (the hot path)
+        return np.array([x if (x := v * s) < h else h for v, s, h in values], dtype=np.float32)
 
     def decode(self, obs: npt.ArrayLike) -> ObservationFields:
         """Read physical values back from a normalized observation of shape ``(size,)``."""

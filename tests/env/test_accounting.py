@@ -58,3 +58,18 @@ def test_encode_raw_is_the_reference_encoding_for_one_and_many() -> None:
     assert one[7] == spec.high()[7]  # capped: the energy budget used
     many = spec.encode_raw(np.array([raw, raw]))
     np.testing.assert_array_equal(many, np.stack([one, one]))
+
+
+@pytest.mark.parametrize("per_token", [False, True])
+def test_encode_one_equals_encode_raw_bit_for_bit(per_token: bool) -> None:
+    """The single env's encoder and the vector env's give the same float32 bits."""
+    spec = ObservationSpec(gamma_max=8, per_token=per_token)
+    gen = np.random.default_rng(1)
+    scales = spec.physical_scales()
+    # physical values from 0 to 3x the cap, so that some entries are capped
+    raw = gen.uniform(0.0, 3.0, size=(500, spec.size)) * spec.high() * scales
+    batch = spec.encode_raw(raw)
+    ones = np.stack([spec.encode_one(row.tolist()) for row in raw])
+    np.testing.assert_array_equal(ones.view(np.int32), batch.view(np.int32))
+    assert (batch == spec.high()).any()
+    assert (batch < spec.high()).any()
