@@ -7,6 +7,7 @@ count, accepted count and tokens, and the largest entropy difference. Greedy tra
 
     python scripts/check_replay.py     # shipped trace vs the live Qwen pair (make verify-trace)
     python scripts/check_replay.py --prompts 20 --rules none entropy_bucket survival
+    python scripts/check_replay.py --start 150 --prompts 5   # prompts 150..154
 
 The live pair is the one the shipped trace was recorded from, in the trace's dtype (``[qwen]``
 extra; converted on first use). On 2 CPU cores a live round takes about a second.
@@ -22,7 +23,8 @@ import numpy as np
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=4, help="prompts to check (from the first)")
+    parser.add_argument("--prompts", type=int, default=4, help="how many prompts to check")
+    parser.add_argument("--start", type=int, default=0, help="index of the first prompt checked")
     parser.add_argument("--rules", nargs="+", default=["entropy_bucket"])
     parser.add_argument("--seed", type=int, default=0, help="seed of the random budget sequence")
     args = parser.parse_args()
@@ -40,8 +42,13 @@ def main() -> int:
     header = trace.header
     if not header.greedy:
         raise SystemExit(f"{trace.path}: replay is exact only for greedy traces")
-    if not 1 <= args.prompts <= trace.n_prompts:
-        raise SystemExit(f"--prompts must be in [1, {trace.n_prompts}], got {args.prompts}")
+    if not 0 <= args.start < trace.n_prompts:
+        raise SystemExit(f"--start must be in [0, {trace.n_prompts - 1}], got {args.start}")
+    if not 1 <= args.prompts <= trace.n_prompts - args.start:
+        raise SystemExit(
+            f"--prompts must be in [1, {trace.n_prompts - args.start}] from --start "
+            f"{args.start}, got {args.prompts}"
+        )
     pair = load_qwen_pair(header.provenance.get("target_dtype", DEFAULT_DTYPE), progress=False)
     recorded = (header.draft_id, header.target_id)
     if recorded != (pair.draft_id, pair.target_id):
@@ -53,10 +60,12 @@ def main() -> int:
         pair, gamma_max=header.gamma_max, p_top=header.p_top,
         max_new_tokens=header.max_new_tokens, temperature=0.0,
     )  # fmt: skip
-    prompts = [trace.prompt_ids_of(i) for i in range(args.prompts)]
+    indices = range(args.start, args.start + args.prompts)
+    prompts = [trace.prompt_ids_of(i) for i in range(trace.n_prompts)]
     live, replay = LiveBackend(decoder, prompts), ReplayBackend(trace)
 
-    print(f"trace {trace.path.name}: {args.prompts} prompts, gamma_max {header.gamma_max}")
+    print(f"trace {trace.path.name}: prompts {indices.start}..{indices.stop - 1}, "
+          f"gamma_max {header.gamma_max}")  # fmt: skip
     columns = ("positions", "rounds", "identical", "tokens equal", "max |dH|")
     print(f"{'exit rule':<16} " + " ".join(f"{c:>13}" for c in columns))
     failures = 0
@@ -65,7 +74,7 @@ def main() -> int:
         gen = np.random.default_rng(args.seed)
         n_rounds = n_same = n_tokens_same = n_positions = 0
         max_dh = 0.0
-        for index in tqdm(range(args.prompts), desc=rule_name, unit="prompt"):
+        for index in tqdm(indices, desc=rule_name, unit="prompt"):
             live.reset(index, np.random.default_rng(0))
             replay.reset(index, np.random.default_rng(0))
             while not live.done:
