@@ -26,15 +26,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from gelato_env.observation import ObservationFields, ObservationSpec
-
-if TYPE_CHECKING:
-    from gelato_env.traces.store import Trace
 
 PolicyState = tuple[npt.NDArray[Any], ...] | None
 
@@ -228,17 +225,11 @@ class AnalyticPolicy:
         return copies
 
 
-def env_trace(env: Any) -> Trace | None:
-    """The recorded trace behind ``env``'s backend; None for a live backend.
-
-    The one place in ``agents/`` that knows where an env keeps its trace: the backend's ``trace``
-    (a :class:`~gelato_env.traces.replay.ReplayBackend`'s, or the whole trace of a
-    :class:`~agents.prompt_split.PromptSubset` over one), reached through ``env.unwrapped``
-    whatever the wrappers.
-    """
-    return getattr(env.unwrapped.backend, "trace", None)
-
-
 def env_prompt_indices(env: Any) -> tuple[int, ...]:
-    """The trace prompt indices ``env`` plays (a prompt subset's), or () when it plays them all."""
+    """The trace prompt indices ``env`` plays (a prompt subset's), or () when it plays them all.
+
+    The one place in ``agents/`` that knows how a backend serves a subset
+    (:class:`gelato_env.backends.PromptSubset`'s ``indices``); the trace itself is every
+    backend's ``trace`` (``RoundBackend.trace``: None for live models).
+    """
     return tuple(getattr(env.unwrapped.backend, "indices", ()))

@@ -41,14 +41,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agents.base import AnalyticPolicy, Decision, EnvOverrides
-from agents.gelato import (
+from agents.calibration import (
     EVAL_FRACTION,
-    GelatoPolicy,
     calibrated_exit_params,
     calibration_trace,
     training_prompts,
     training_statistics,
 )
+from agents.gelato import GelatoPolicy
 from gelato_env.observation import ObservationFields
 from gelato_env.system import EnergyBudget, SystemParams
 
@@ -404,7 +404,7 @@ def _play_static(
     n_episodes: int,
 ) -> StaticCandidate:
     """Play a fixed (gamma, payload) on ``n_episodes`` training prompts of ``trace``."""
-    from agents.prompt_split import PromptSubset
+    from gelato_env.backends import PromptSubset
     from gelato_env.env import GelatoEnv
     from gelato_env.traces.replay import ReplayBackend
 

@@ -1,4 +1,4 @@
-"""SB3 callbacks and logger outputs for training learned agents (``scripts/train.py``).
+"""SB3 callbacks for training learned agents (``scripts/train.py``).
 
 * :class:`SDMetrics`: episode statistics of the SD env (throughput, energy per token, budget use,
   backlog, accepted length) into the SB3 logger under ``charts/``, ``sd/``, ``energy/``.
@@ -11,24 +11,18 @@
   checkpoint_freq`` env steps, at a rollout boundary for on-policy algorithms; each one can be
   logged as a W&B model artifact.
 * :class:`StopTraining`: ends ``learn`` cleanly on SIGINT/SIGTERM or at a step limit.
-* :class:`JsonlWriter` / :class:`WandbWriter`: SB3 ``KVWriter`` outputs, so every metric the
-  logger records reaches the local ``metrics.jsonl`` and W&B with the same keys;
-  :func:`truncate_metrics` cuts ``metrics.jsonl`` back to a checkpoint on resume.
 
-Resume and the metrics file. Every metrics row carries the ``global_step`` at which it was
-dumped, and a checkpoint at step S includes everything dumped at or before S. A run killed at
-any moment resumes from its last checkpoint S after :func:`truncate_metrics` dropped the rows
-with ``global_step > S`` (and a line cut by the kill), so no step is logged twice and steps
-never run backwards. On-policy checkpoints (PPO, A2C) are taken after the update that closes a
-rollout, so a resumed run's rollouts and metrics rows fall on the same steps as an
-uninterrupted run's; held-out evaluations run at the first step at or past each multiple of
-``eval_freq`` whatever the resumes.
+The logged metrics reach ``metrics.jsonl`` and W&B through :mod:`agents.metrics_log`, whose
+:func:`~agents.metrics_log.truncate_metrics` cuts the file back to a checkpoint on resume.
+
+Resume. A checkpoint at step S includes every metrics row dumped at or before S. On-policy
+checkpoints (PPO, A2C) are taken after the update that closes a rollout, so a resumed run's
+rollouts and metrics rows fall on the same steps as an uninterrupted run's; held-out evaluations
+run at the first step at or past each multiple of ``eval_freq`` whatever the resumes.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import signal
 from collections.abc import Callable, Mapping
@@ -38,150 +32,12 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
-from stable_baselines3.common.logger import KVWriter
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from agents.checkpoints import Checkpoint, RunState, checkpoint_paths, list_checkpoints
+from agents.metrics_log import scalar
 from gelato_env.storage import write_bytes_atomic
 from gelato_env.wrappers import EpisodeStatistics
-
-# ------------------------------------------------------------------------------------------
-# metric names
-
-
-def wandb_key(key: str) -> str:
-    """CleanRL-style namespace of an SB3 logger key (``train/*`` -> ``losses/*``, ...).
-
-    >>> wandb_key("rollout/ep_rew_mean"), wandb_key("train/value_loss"), wandb_key("sd/x")
-    ('charts/episodic_return', 'losses/value_loss', 'sd/x')
-    """
-    renamed = {
-        "rollout/ep_rew_mean": "charts/episodic_return",
-        "rollout/ep_len_mean": "charts/episodic_length",
-        "time/fps": "charts/SPS",
-        "train/learning_rate": "charts/learning_rate",
-        "rollout/exploration_rate": "charts/exploration_rate",
-    }
-    if key in renamed:
-        return renamed[key]
-    if key.startswith("train/"):
-        return "losses/" + key[len("train/") :]
-    return key
-
-
-def _scalar(value: Any) -> float | None:
-    if isinstance(value, (bool, int, float, np.integer, np.floating)):
-        return float(value)
-    return None
-
-
-def metrics_row(key_values: dict[str, Any], step: int) -> dict[str, float]:
-    """One logger dump as ``{global_step, <wandb_key>: scalar}`` (non-scalars skipped), sorted."""
-    row: dict[str, float] = {"global_step": float(step)}
-    for key, value in sorted(key_values.items()):
-        scalar = _scalar(value)
-        if scalar is not None:
-            row[wandb_key(key)] = scalar
-    return row
-
-
-class JsonlWriter(KVWriter):
-    """Appends each logger dump as one JSON line (``global_step`` plus the scalar metrics).
-
-    Append mode, so a resumed run extends the same file; :func:`jsonl_to_csv` makes a CSV.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file = path.open("a")
-
-    def write(
-        self,
-        key_values: dict[str, Any],
-        key_excluded: dict[str, tuple[str, ...]],
-        step: int = 0,
-    ) -> None:
-        """Write one dump (non-scalar values are skipped)."""
-        self._file.write(json.dumps(metrics_row(key_values, step)) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
-
-
-def read_metrics(jsonl: Path) -> list[dict[str, float]]:
-    """The rows of a ``metrics.jsonl`` (a last line cut by a kill is skipped; none: [])."""
-    if not jsonl.is_file():
-        return []
-    rows = []
-    for line in jsonl.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line the kill cut short
-        if isinstance(row, dict) and "global_step" in row:
-            rows.append(row)
-    return rows
-
-
-def truncate_metrics(jsonl: Path, max_step: int) -> int:
-    """Keep the rows of ``jsonl`` dumped at ``global_step <= max_step``; returns rows dropped.
-
-    A resume from a checkpoint at step S calls this with S (a fresh start with -1): rows of
-    the interrupted segment past the checkpoint go, so the resumed run logs them once.
-    """
-    if not jsonl.is_file():
-        return 0
-    lines = [line for line in jsonl.read_text().splitlines() if line.strip()]
-    kept = [row for row in read_metrics(jsonl) if row["global_step"] <= max_step]
-    if len(kept) == len(lines):
-        return 0
-    write_bytes_atomic(jsonl, "".join(json.dumps(row) + "\n" for row in kept).encode())
-    return len(lines) - len(kept)
-
-
-def jsonl_to_csv(jsonl: Path, out: Path) -> Path:
-    """Write the rows of ``jsonl`` as a CSV with the union of their keys (blank where absent)."""
-    rows = read_metrics(jsonl)
-    keys: list[str] = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
-    with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    return out
-
-
-class WandbWriter(KVWriter):
-    """Forwards each logger dump to a W&B run, keyed by :func:`wandb_key`, x-axis ``global_step``.
-
-    ``global_step`` is a logged metric (``define_metric("*", step_metric="global_step")``), not
-    W&B's internal step, so a resumed run may log again from its checkpoint's step count.
-    """
-
-    def __init__(self, run: Any) -> None:
-        self.run = run
-        run.define_metric("global_step")
-        run.define_metric("*", step_metric="global_step")
-
-    def write(
-        self,
-        key_values: dict[str, Any],
-        key_excluded: dict[str, tuple[str, ...]],
-        step: int = 0,
-    ) -> None:
-        """Log one dump."""
-        self.run.log(metrics_row(key_values, step))
-
-    def close(self) -> None:
-        """Nothing to close (the script finishes the run)."""
-
-
-# ------------------------------------------------------------------------------------------
-# callbacks
-
 
 #: EpisodeStats field -> logger key
 EPISODE_METRICS: Mapping[str, str] = {
@@ -426,7 +282,7 @@ class ResumableCheckpoint(BaseCallback):
             return
         self._boundary = int(self.model.num_timesteps)
         values = self.logger.name_to_value  # the update's train/* values, not yet dumped
-        self.pending_log = {k: float(v) for k, v in values.items() if _scalar(v) is not None}
+        self.pending_log = {k: float(v) for k, v in values.items() if scalar(v) is not None}
         if self._due(self._boundary):
             self.save()
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import AnalyticPolicy, env_trace
+from agents.base import AnalyticPolicy
 from agents.bounds import bounds_from_runs
 from agents.evaluation import markdown_table, results_table, run_agent, write_results
 from agents.learned import LearnedPolicy
-from agents.prompt_split import PromptSubset
 from agents.registry import make_agent
 from agents.train_envs import build_backend
+from gelato_env.backends import PromptSubset
 from gelato_env.config import EnvConfig
 from gelato_env.env import GelatoEnv
 from gelato_env.system import EnergyBudget
@@ -96,7 +96,7 @@ def compare_with_agents(
         v=None if gelato_policy is None else float(gelato_policy.v),  # type: ignore[attr-defined]
         system=env.params,
         budget=EnergyBudget(env.config.budget_mode, env.config.budget_value),
-        trace=env_trace(env),
+        trace=env.backend.trace,
         max_new_tokens=env.backend.max_new_tokens,
         prompt_indices=prompt_indices,
         clairvoyant=clairvoyant,

@@ -38,10 +38,11 @@ whose per-token acceptance was 0.805, for three reasons the running mean removes
    be free information a deployed device does not have (it costs a draft forward pass the
    round's energy does not count).
 
-Calibration (:meth:`GelatoPolicy.bind`, on the *training* prompts of the trace: the hash split
-of :func:`agents.training.split_prompts` with ``eval_fraction``, the same as ``scripts/train.py``
-holds out; evaluations play the held-out prompts). ``fit_acceptance``: (a, b) fitted on the
-step-1 entries and rescaled to the mean acceptance (:func:`gelato_env.traces.fit.pair_statistics`);
+Calibration (:meth:`GelatoPolicy.bind` with :mod:`agents.calibration`, on the *training* prompts
+of the trace: the hash split of :func:`agents.prompt_split.split_prompts` with ``eval_fraction``,
+the same as ``scripts/train.py`` holds out; evaluations play the held-out prompts).
+``fit_acceptance``: (a, b) fitted on the step-1 entries and rescaled to the mean acceptance
+(:func:`gelato_env.traces.fit.pair_statistics`);
 ``alpha_prior`` and ``topp_size_mean`` measured there. Exit thresholds: with ``exit_params=None``
 the entropy-bucket (H_th, Theta_th) are chosen on the same prompts by
 :func:`gelato_env.traces.fit.calibrate_entropy_bucket` under the env's system model
@@ -66,26 +67,34 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from agents.base import AnalyticPolicy, Decision, EnvOverrides, env_prompt_indices, env_trace
+from agents.base import AnalyticPolicy, Decision, EnvOverrides, env_prompt_indices
+from agents.calibration import (
+    DEFAULT_ALPHA_PRIOR,
+    DEFAULT_TOPP_SIZE,
+    DEFAULT_WINDOW_TOKENS,
+    EVAL_FRACTION,
+    Calibration,
+    calibrated_exit_params,
+    calibration_trace,
+    memoized,
+    training_prompts,
+    training_statistics,
+)
 from agents.forecast import RoundCostModel, acceptance_from_entropy
 from gelato_env.observation import ObservationFields
 from gelato_env.system import EnergyBudget, SystemParams
 
 FloatArray = npt.NDArray[np.float64]
 
-PAPER_A, PAPER_B = 1.0, -0.35  # alpha^(H) = a exp(bH), Qwen2.5-0.5B -> 7B [S]
-DEFAULT_TOPP_SIZE = 8.0  # top-p set entries per draft token when no trace is available [D]
-DEFAULT_ALPHA_PRIOR = 0.7  # mean acceptance when no trace is available [D]
-DEFAULT_WINDOW_TOKENS = 4.0  # running-mean window when no trace is available [D]
 ESTIMATORS = ("running_mean", "entropy_ema")
 ESTIMATOR_TOKENS = ("verified", "drafted")
-EVAL_FRACTION = 0.2  # held-out share of a trace's prompts, as scripts/train.py [D]
+
+PAPER_A, PAPER_B = 1.0, -0.35  # alpha^(H) = a exp(bH), Qwen2.5-0.5B -> 7B [S]
 #: default V per budget mode [D]. The drift-plus-penalty transient leaves the time-average energy
 #: above the budget by about Q_final / (K x budget), and Q settles at O(V / (dC / dgamma)) with
 #: C = E - A the round's net energy. In ``per_token`` mode an extra draft token also earns
@@ -173,33 +182,6 @@ class AcceptanceEstimator:
     def idle(self) -> None:
         """A round without drafting: revert toward the prior with one token's weight."""
         self.value += self.weight * (self.prior - self.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Calibration:
-    """What GELATO plans with and where it came from (set by :meth:`GelatoPolicy.bind`).
-
-    Attributes:
-        source: the trace directory, or ``"fallback"`` (no trace: defaults, with a warning).
-        n_prompts: training prompts used (0 for the fallback).
-        a: acceptance model scale.
-        b: acceptance model slope, 1/nats.
-        alpha_prior: mean per-token acceptance of verified draft tokens.
-        window_tokens: effective window of the running mean of alpha^(H_i), tokens.
-        topp_size_mean: mean top-p set size per draft token, entries.
-        exit_params: parameters of the inner exit rule.
-        exit_score: the calibration objective of the chosen exit, and without exit, or None.
-    """
-
-    source: str
-    n_prompts: int
-    a: float
-    b: float
-    alpha_prior: float
-    window_tokens: float
-    topp_size_mean: float
-    exit_params: Mapping[str, float]
-    exit_score: tuple[float, float] | None = None
 
 
 class GelatoPolicy(AnalyticPolicy):
@@ -384,7 +366,7 @@ class GelatoPolicy(AnalyticPolicy):
         fit = AlphaFit(a, b, math.nan, 0, 0, "given")
         key = ("window", str(trace.path), trace.header.checksum, train, a, b, prior,
                self.alpha_max)  # fmt: skip
-        result = _cached(key, lambda: calibrate_acceptance_window(
+        result = memoized(key, lambda: calibrate_acceptance_window(
             trace, train, fit, prior, alpha_max=self.alpha_max))  # fmt: skip
         return float(result.window_tokens)
 
@@ -498,115 +480,6 @@ class GelatoPolicy(AnalyticPolicy):
             b=self.b,
             alpha_max=self.alpha_max,
         )
-
-
-# -- calibration helpers ---------------------------------------------------------------------
-
-_CACHE: dict[Any, Any] = {}
-
-
-def _cached(key: Any, compute: Any) -> Any:
-    """Memoize a calibration result per process (the harness binds many policies per trace)."""
-    if key not in _CACHE:
-        if len(_CACHE) > 64:
-            _CACHE.clear()
-        _CACHE[key] = compute()
-    return _CACHE[key]
-
-
-def training_prompts(trace: Any, eval_fraction: float = EVAL_FRACTION) -> tuple[int, ...]:
-    """Trace prompt indices GELATO calibrates on: the training side of the hash split.
-
-    The split is :func:`agents.prompt_split.split_prompts` (by the SHA-256 of each prompt id), the
-    same as ``scripts/train.py`` and ``scripts/evaluate.py`` hold out; a one-prompt trace is
-    used whole (with a warning: calibration and evaluation then share the prompt).
-    """
-    from agents.prompt_split import split_prompts
-
-    ids = tuple(trace.header.prompt_ids)
-    if len(ids) < 2:
-        warnings.warn(
-            f"trace {trace.path} has {len(ids)} prompt: GELATO calibrates on it and evaluates on "
-            "it too",
-            stacklevel=3,
-        )
-        return tuple(range(len(ids)))
-    return split_prompts(ids, eval_fraction).train
-
-
-def training_statistics(trace: Any, train: tuple[int, ...]) -> Any:
-    """:func:`gelato_env.traces.fit.pair_statistics` of ``train`` (memoized per process)."""
-    from gelato_env.traces.fit import pair_statistics
-
-    key = ("stats", str(trace.path), trace.header.checksum, train)
-    return _cached(key, lambda: pair_statistics(trace, train))
-
-
-def calibrated_exit_params(
-    trace: Any,
-    train: tuple[int, ...],
-    system: SystemParams,
-    budget: EnergyBudget,
-    topp_size_mean: float,
-    objective: str = "throughput",
-) -> tuple[dict[str, float], tuple[float, float]]:
-    """Entropy-bucket parameters chosen on ``train`` prompts, and (score, no-exit score).
-
-    :func:`gelato_env.traces.fit.calibrate_entropy_bucket` with each round's latency and energy
-    from ``system`` at :func:`mean_rate_bps` (memoized per trace, prompts, system, objective).
-    A rule that never exits is returned as ``threshold_nats = 1e9``.
-    """
-    from gelato_env.traces.fit import calibrate_entropy_bucket
-
-    model = RoundCostModel(system, budget, topp_size_mean)
-    forecast = model.forecast(mean_rate_bps(system), 0.0)
-    key = ("exit", str(trace.path), trace.header.checksum, train, system, objective)
-    result = _cached(key, lambda: calibrate_entropy_bucket(
-        trace, train, forecast.latency_s, forecast.energy_j,
-        budget=system.gamma_max, objective=objective,
-    ))  # fmt: skip
-    params = {"threshold_nats": result.threshold_nats, "bucket_nats": result.bucket_nats}
-    if math.isinf(result.threshold_nats):  # the best rule never exits
-        params = {"threshold_nats": 1e9, "bucket_nats": 0.0}
-    return params, (result.score, result.no_exit_score)
-
-
-def mean_rate_bps(system: SystemParams) -> float:
-    """Uplink Shannon rate at the mean SNR (no fading), bit/s: the calibration's rate [D]."""
-    from gelato_env.system.radio import noise_power_w, path_gain, shannon_rate_bps
-
-    radio = system.radio
-    noise = noise_power_w(radio.bandwidth_hz, radio.noise_psd_dbm_hz, radio.noise_figure_db)
-    gain = path_gain(radio.distance_m)
-    return float(shannon_rate_bps(radio.bandwidth_hz, radio.tx_power_w, gain, noise))
-
-
-def calibration_trace(base: Any, path: str | None) -> Any:
-    """The env's replay trace, else ``path``, else the default trace for the default pair.
-
-    The default trace counts only when the env's live backend serves the trace's own prompts
-    (the default live backend does): a live backend passed in as an object may run any pair.
-    """
-    trace = env_trace(base)
-    if trace is not None:
-        return trace
-    from gelato_env.traces.store import TraceError, load_trace
-
-    if path is not None:
-        return load_trace(Path(path))
-    config = base.config
-    if config.backend != "live" or config.model_pair != "default":
-        return None
-    from gelato_env.traces.default import default_trace_path
-
-    try:
-        trace = load_trace(default_trace_path())
-    except TraceError:
-        return None
-    prompts = getattr(base.backend, "prompts", None)  # a LiveBackend's prompt token ids
-    if not prompts or list(prompts[0]) != trace.prompt_ids_of(0).tolist():
-        return None  # not the default pair's backend
-    return trace
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ with GELATO that ``scripts/train.py`` runs after training is :mod:`agents.compar
 
 from __future__ import annotations
 
+import copy
 import pickle
 import warnings
 from pathlib import Path
@@ -89,6 +90,21 @@ class LearnedPolicy(AnalyticPolicy):
         if vecnorm.is_file():
             with vecnorm.open("rb") as f:
                 self._vecnormalize = pickle.load(f)  # statistics only; no venv needed
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LearnedPolicy:
+        """A copy sharing the loaded model and ``VecNormalize`` statistics (read-only here).
+
+        The harness plays fresh copies of a bound policy (one per seed, or per env of a batch);
+        a ``VecNormalize`` loaded without its venv cannot be deep-copied (SB3's attribute lookup
+        recurses), and copying the model would only cost memory.
+        """
+        memo[id(self.model)] = self.model
+        memo[id(self._vecnormalize)] = self._vecnormalize
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            setattr(clone, key, copy.deepcopy(value, memo))
+        return clone
 
     def env_overrides(self) -> EnvOverrides:
         """The training env's action mode, exit rule and payload protocol."""

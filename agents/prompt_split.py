@@ -5,9 +5,10 @@ A trace's prompts are split into a training and a disjoint evaluation set by
 ``prompt_ids``) and the first ``ceil(eval_fraction * n)`` form the evaluation set. The split
 depends only on the ids, so it is the same on every run, machine and seed; GELATO calibrates on
 the training side (docs/design.md §5, Calibration) and ``scripts/train.py`` trains on it. Each
-single env sees its set through :class:`PromptSubset`, a ``RoundBackend`` that renumbers the
-chosen prompts 0..m-1 and keeps the whole trace for calibration; gelato's vector env replays a
-trace restricted to the set (:func:`subset_trace`), which plays the same rounds.
+single env sees its set through :class:`gelato_env.backends.PromptSubset` (re-exported here), a
+``RoundBackend`` that renumbers the chosen prompts 0..m-1 and keeps the whole trace for
+calibration; gelato's vector env replays a trace restricted to the set (:func:`subset_trace`),
+which plays the same rounds.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from gelato_env.sd.exit_rules import ExitRule
-from gelato_env.sd.round import DraftStats, RoundBackend, RoundResult
+from gelato_env.backends import PromptSubset
 
 if TYPE_CHECKING:
     from gelato_env.traces.store import Trace
@@ -70,71 +70,6 @@ def split_prompts(prompt_ids: Sequence[str], eval_fraction: float) -> PromptSpli
     return PromptSplit(train=tuple(sorted(ranked[n_eval:])), eval=tuple(held_out))
 
 
-class PromptSubset:
-    """A ``RoundBackend`` serving a subset of another backend's prompts, renumbered 0..m-1.
-
-    Args:
-        backend: the full backend.
-        indices: the backend's prompt indices to serve, in the new order.
-    """
-
-    def __init__(self, backend: RoundBackend, indices: Sequence[int]) -> None:
-        if not indices:
-            raise ValueError("indices must not be empty")
-        bad = [i for i in indices if not 0 <= i < backend.n_prompts]
-        if bad:
-            raise ValueError(f"prompt indices {bad} outside [0, {backend.n_prompts})")
-        self.inner = backend
-        self.indices = tuple(int(i) for i in indices)
-
-    @property
-    def gamma_max(self) -> int:
-        """Largest drafting budget served."""
-        return self.inner.gamma_max
-
-    @property
-    def n_prompts(self) -> int:
-        """Prompts in the subset."""
-        return len(self.indices)
-
-    @property
-    def max_new_tokens(self) -> int:
-        """Output tokens after which a generation ends."""
-        return self.inner.max_new_tokens
-
-    @property
-    def n_generated(self) -> int:
-        """Tokens generated so far in the current generation."""
-        return self.inner.n_generated
-
-    @property
-    def done(self) -> bool:
-        """The current generation has ended."""
-        return self.inner.done
-
-    @property
-    def output_ids(self) -> list[int]:
-        """Tokens generated so far (when the inner backend records them)."""
-        return list(getattr(self.inner, "output_ids", []))
-
-    @property
-    def trace(self) -> Any:
-        """The inner replay backend's whole trace (GELATO fits its acceptance model on it)."""
-        return getattr(self.inner, "trace", None)
-
-    def reset(self, prompt_index: int, rng: np.random.Generator) -> None:
-        """Start subset prompt ``prompt_index`` (the inner prompt ``indices[prompt_index]``)."""
-        self.inner.reset(self.indices[prompt_index], rng)
-
-    def peek(self, budget: int) -> DraftStats:
-        """Statistics of the next round's first ``budget`` draft tokens."""
-        return self.inner.peek(budget)
-
-    def run_round(self, budget: int, exit_rule: ExitRule) -> RoundResult:
-        """Play one round on the inner backend."""
-        return self.inner.run_round(budget, exit_rule)
-
-
 def subset_trace(trace: Trace, indices: Sequence[int]) -> Trace:
     """``trace`` restricted to its prompts ``indices``, renumbered 0..m-1 (in memory).
 
@@ -178,3 +113,6 @@ def subset_trace(trace: Trace, indices: Sequence[int]) -> Trace:
         accept_prob=trace.accept_prob[pos], prompt_offsets=offsets,
         prompt_tokens=trace.prompt_tokens[tok], prompt_token_offsets=token_offsets,
     )  # fmt: skip
+
+
+__all__ = ["PromptSplit", "PromptSubset", "split_prompts", "subset_trace"]

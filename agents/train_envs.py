@@ -37,8 +37,9 @@ import numpy as np
 import numpy.typing as npt
 from gymnasium.vector import VectorEnv, VectorWrapper
 
-from agents.prompt_split import PromptSubset, subset_trace
+from agents.prompt_split import subset_trace
 from agents.train_config import VEC_ENVS
+from gelato_env.backends import PromptSubset
 from gelato_env.config import EnvConfig
 from gelato_env.registration import make_env
 from gelato_env.wrappers import EpisodeStatistics
@@ -132,12 +133,13 @@ def env_factory(
 def build_backend(
     env_config: EnvConfig, prompt_indices: Sequence[int] | None = None
 ) -> ReplayBackend:
-    """The replay backend an env config describes: every prompt of its trace, or ``prompt_indices``.
+    """The replay backend a training env config describes: all its trace's prompts, or some.
 
-    With ``prompt_indices`` the backend replays :func:`~agents.prompt_split.subset_trace`
-    (subset prompt i is trace prompt ``prompt_indices[i]``), which gelato's vector env can
-    replay; a single env may instead wrap the full backend in a
-    :class:`~agents.prompt_split.PromptSubset`, which keeps the whole trace for calibration.
+    :func:`gelato_env.backends.replay_backend`; with ``prompt_indices`` it replays
+    :func:`~agents.prompt_split.subset_trace` (subset prompt i is trace prompt
+    ``prompt_indices[i]``), which gelato's vector env can replay. A single env may instead wrap
+    the full backend in a :class:`~gelato_env.backends.PromptSubset`, which keeps the whole trace
+    for calibration.
 
     Raises:
         ValueError: a live backend (learned agents train on recorded traces) or no trace path.
@@ -146,16 +148,14 @@ def build_backend(
         raise ValueError(f"training needs env.backend='replay', got {env_config.backend!r}")
     if env_config.trace_path is None:
         raise ValueError("env.trace_path must be set (the script resolves the default trace)")
-    from gelato_env.system import system_setting
+    from gelato_env.backends import replay_backend
     from gelato_env.traces.replay import ReplayBackend
-    from gelato_env.traces.store import load_trace
 
-    overrides = dict(env_config.system_overrides)
-    gamma_max = system_setting(env_config.system, **overrides).gamma_max
-    trace = load_trace(env_config.trace_path)
-    if prompt_indices is not None:
-        trace = subset_trace(trace, prompt_indices)
-    return ReplayBackend(trace, gamma_max=gamma_max, max_new_tokens=env_config.max_new_tokens)
+    backend = replay_backend(env_config)
+    if prompt_indices is None:
+        return backend
+    trace = subset_trace(backend.trace, prompt_indices)
+    return ReplayBackend(trace, gamma_max=backend.gamma_max, max_new_tokens=backend.max_new_tokens)
 
 
 def resolve_vec_env(kind: str, env_config: EnvConfig) -> str:

@@ -39,17 +39,14 @@ from omegaconf import DictConfig, OmegaConf
 from agents.agent_card import AGENT_CARD, MODEL_FILE, VECNORMALIZE_FILE, AgentCard
 from agents.callbacks import (
     HeldOutEvaluation,
-    JsonlWriter,
     LagrangeMultiplier,
     ResumableCheckpoint,
     SDMetrics,
     StopTraining,
-    WandbWriter,
-    jsonl_to_csv,
-    truncate_metrics,
 )
 from agents.checkpoints import RunState, latest_checkpoint
 from agents.comparison import compare_with_agents
+from agents.metrics_log import JsonlWriter, WandbWriter, jsonl_to_csv, truncate_metrics
 from agents.prompt_split import split_prompts
 from agents.run_dir import SUMMARY, RunRecord, claim_run_dir
 from agents.train_config import OFF_POLICY, AlgoConfig, RewardConfig, TrainConfig, algorithm_class

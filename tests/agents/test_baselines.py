@@ -8,8 +8,8 @@ import pytest
 
 from agents.baselines import BudgetStatic, EntropyOnly, budget_static_table
 from agents.evaluation import heldout_prompts, run_agent
-from agents.prompt_split import PromptSubset
 from agents.registry import load_preset, make_agent
+from gelato_env.backends import PromptSubset
 from gelato_env.env import GelatoEnv
 from gelato_env.traces.replay import ReplayBackend
 

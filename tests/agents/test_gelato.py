@@ -6,11 +6,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from agents.calibration import training_prompts
 from agents.evaluation import acceptance_calibration, heldout_prompts, run_agent, stopped_drafting
 from agents.forecast import RoundCostModel, expected_tokens
-from agents.gelato import AcceptanceEstimator, GelatoPolicy, MarginalUtility, training_prompts
-from agents.prompt_split import PromptSubset
+from agents.gelato import AcceptanceEstimator, GelatoPolicy, MarginalUtility
 from agents.registry import make_agent
+from gelato_env.backends import PromptSubset
 from gelato_env.env import GelatoEnv
 from gelato_env.observation import ObservationFields, ObservationSpec
 from gelato_env.sd.exit_rules import realized_length

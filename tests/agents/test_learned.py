@@ -4,6 +4,7 @@ In-process, tiny budgets, on the micro trace (synthetic statistics)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -13,13 +14,15 @@ import numpy as np
 import pytest
 
 from agents.agent_card import AgentCard
-from agents.callbacks import ResumableCheckpoint, wandb_key
+from agents.callbacks import ResumableCheckpoint
 from agents.checkpoints import RunState, latest_checkpoint, list_checkpoints
 from agents.learned import LearnedPolicy
-from agents.prompt_split import PromptSubset, split_prompts
+from agents.metrics_log import wandb_key
+from agents.prompt_split import split_prompts
 from agents.registry import make_agent
 from agents.train_config import AlgoConfig, RewardConfig, TrainConfig, algorithm_class
 from agents.train_envs import build_backend, env_factory, make_vec_env
+from gelato_env.backends import PromptSubset
 from gelato_env.config import EnvConfig
 
 
@@ -181,12 +184,34 @@ def test_learned_policy_matches_model_and_runs_in_harness(micro_trace: Any, tmp_
     assert int(policy.predict(obs)[0]) == int(model.predict(obs, deterministic=True)[0])
     assert policy.env_overrides().env_kwargs()["exit_rule"] == "entropy_bucket"
 
-    def make_env(kwargs: Any) -> GelatoEnv:
-        return GelatoEnv(**{**cfg.to_kwargs(), "horizon": None, **kwargs})
+    def make_env(kwargs: Any) -> GelatoEnv:  # the held-out side of the card's split
+        backend = PromptSubset(build_backend(cfg), [4, 5])
+        return GelatoEnv(**{**cfg.to_kwargs(), "horizon": None, **kwargs, "backend": backend})
 
     run = run_agent(policy, make_env, label="learned", agent="learned", n_episodes=2, seed=0)
     assert run.metrics()["throughput_tps"] > 0
     assert json.loads((tmp_path / "agent.json").read_text())["algo"] == "ppo"
+
+
+def test_learned_policy_copies_share_normalization_and_act_alike(
+    micro_trace: Any, tmp_path: Path
+) -> None:
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    model = _tiny_ppo(micro_trace, 4)
+    run_dir = _save_run(model, _env_config(micro_trace), tmp_path)
+    stats = VecNormalize(model.get_env(), norm_reward=False)
+    stats.obs_rms.mean[:] = 0.5  # statistics that change the model's input
+    stats.save(str(run_dir / "vecnormalize.pkl"))
+    policy = LearnedPolicy(run_dir)
+    twin = copy.deepcopy(policy)  # the harness plays copies (a loaded VecNormalize has no venv)
+    assert twin._vecnormalize is policy._vecnormalize
+    obs = np.random.default_rng(2).uniform(0, 1, size=(16, 9)).astype(np.float32)
+    np.testing.assert_array_equal(twin.predict(obs)[0], policy.predict(obs)[0])
+    normalized = stats.normalize_obs(obs)
+    np.testing.assert_array_equal(
+        policy.predict(obs)[0], model.predict(normalized, deterministic=True)[0]
+    )
 
 
 def test_learned_policy_errors_name_the_problem(micro_trace: Any, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from agents.callbacks import LagrangeMultiplier, SDMetrics
-from agents.prompt_split import PromptSubset, subset_trace
+from agents.prompt_split import subset_trace
 from agents.train_config import algorithm_class
 from agents.train_envs import (
     build_backend,
@@ -24,6 +24,7 @@ from agents.train_envs import (
     make_vec_env,
     resolve_vec_env,
 )
+from gelato_env.backends import PromptSubset
 from gelato_env.config import EnvConfig
 from gelato_env.sd.exit_rules import make_exit_rule
 from gelato_env.traces.replay import ReplayBackend

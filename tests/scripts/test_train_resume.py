@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from agents.callbacks import read_metrics, truncate_metrics
 from agents.checkpoints import latest_checkpoint
+from agents.metrics_log import read_metrics, truncate_metrics
 from agents.run_dir import RUN_CONFIG, config_differences
 from tests.scripts.test_train import _cmd, _env, _state, _train
 
