@@ -435,8 +435,9 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
     def _observations(self, idx: Index = slice(None)) -> ObsArray:
         """Observations of the envs ``idx`` (all by default), shape ``(n, obs_dim)``, float32."""
         state = self._state[:, idx]  # (obs_dim, n)
-        out = np.empty((state.shape[1], state.shape[0]), dtype=np.float32)
-        return self.observation_spec.encode_raw(state.T, out=out)
+        # encode in the state's memory order (an F-ordered (n, obs_dim) view), then one C copy
+        out = np.empty(state.shape, dtype=np.float32).T  # (n, obs_dim)
+        return np.ascontiguousarray(self.observation_spec.encode_raw(state.T, out=out))
 
     # -- one round in every env ------------------------------------------------------------------
 
