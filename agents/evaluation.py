@@ -693,7 +693,7 @@ def headline(rows: Sequence[Mapping[str, Any]], agent: str = "gelato") -> list[s
         f"{label}: {_cell(row, 'throughput_tps', '{:.2f}')} tok/s, "
         f"{_cell(row, 'energy_per_token_j', '{:.4f}')} J/token, energy "
         f"{_cell(row, 'budget_ratio', '{:.3f}')} x the budget "
-        f"({'meets it' if row.get('meets_budget') else 'VIOLATES it'} within 1 %)"
+        f"({'meets it within 1 %' if row.get('meets_budget') else 'OVER it by more than 1 %'})"
     ]
     best = row["best_baseline"] or "-"
     for suffix, what in (
