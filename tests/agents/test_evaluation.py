@@ -302,6 +302,16 @@ def test_seed_table_means_intervals_and_per_seed_gains() -> None:
     assert "| gelato | 12.00 ± 4.97 |" in table
 
 
+def test_strongest_baseline_is_never_a_gelato_variant() -> None:
+    """GELATO's ablation and first build meet the budget and are faster, yet dssd is the best."""
+    tput = {"gelato": 10.0, "lyapunov_only": 11.0, "gelato_ema": 12.0, "dssd": 6.0}
+    groups = [[_fake_run(name, name, 0, t, 0.5) for name, t in tput.items()]]
+    rows = {row["agent"]: row for row in seed_table(groups)}
+    assert all(row["meets_budget"] for row in rows.values())
+    assert rows["gelato"]["best_baseline"] == "dssd"
+    assert rows["gelato"]["gain_tput_vs_best"] == pytest.approx(10.0 / 6.0 - 1)
+
+
 def test_seed_table_refuses_mismatched_seeds() -> None:
     a = [_fake_run("gelato", "gelato", 0, 1.0, 0.5)]
     b = [_fake_run("dssd", "dssd", 1, 1.0, 0.5)]
