@@ -5,8 +5,7 @@ Layout (dependencies point one way, docs/design.md §1): ``system`` (numpy physi
 Importing the package registers the Gymnasium ids (:mod:`gelato_env.registration`).
 """
 
-__version__ = "0.1.0"
-
 import gelato_env.registration  # noqa: F401  (registers the Gymnasium ids)
+from gelato_env._version import __version__
 
 __all__ = ["__version__"]

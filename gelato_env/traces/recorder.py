@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-import gelato_env
+from gelato_env._version import __version__ as code_version
 from gelato_env.sd.models import ModelPair
 from gelato_env.storage import write_bytes_atomic
 from gelato_env.traces.prompts import PromptTokens
@@ -317,7 +317,7 @@ def _finalize(
         **meta,
         "provenance": json.loads(provenance_path.read_text()) if provenance_path.is_file() else {},
         "prompt_ids": [p.id for p in prompts],
-        "code_version": gelato_env.__version__,
+        "code_version": code_version,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     write_trace(root, header_meta, arrays)
