@@ -51,7 +51,7 @@ from agents.prompt_split import split_prompts
 from agents.run_dir import SUMMARY, RunRecord, claim_run_dir
 from agents.train_config import OFF_POLICY, AlgoConfig, RewardConfig, TrainConfig, algorithm_class
 from agents.train_envs import make_eval_env, make_training_env, resolve_vec_env
-from gelato_env.conf.schema import check_composed
+from gelato_env.conf.schema import check_composed, refuse_moved_overrides
 from gelato_env.config import EnvConfig
 from gelato_env.storage import write_bytes_atomic
 
@@ -362,5 +362,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    refuse_moved_overrides(sys.argv[1:])
     main()
     sys.exit(EXIT_CODE)

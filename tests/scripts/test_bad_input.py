@@ -220,3 +220,16 @@ def test_record_traces_writes_only_out_dir_and_smoke_pair_rejects(tmp_path: Path
     acceptance = float(re.search(r"acceptance=([0-9.]+)", proc.stdout).group(1))  # type: ignore[union-attr]
     assert 0.0 < acceptance < 1.0  # the SYNTHETIC smoke pair rejects some drafts
     assert "R^2 nan" not in proc.stdout
+
+
+@pytest.mark.parametrize("script", ["evaluate.py", "train.py"])
+@pytest.mark.parametrize("override", ["env.system_overrides.bandwidth_hz=5e6", "env.system=paper"])
+def test_env_system_overrides_on_the_command_line_name_the_spelling_to_use(
+    tmp_path: Path, script: str, override: str
+) -> None:
+    proc = _run(script, tmp_path, override)
+    assert proc.returncode != 0
+    assert f"error: {override}: " in proc.stderr
+    assert "system=<name> and system.<field>=<value>" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
