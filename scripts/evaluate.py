@@ -18,6 +18,7 @@ results_per_seed.csv, results.md, plots/ (every figure as PDF, SVG and PNG; swee
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -508,11 +509,31 @@ def log_wandb(cfg: DictConfig, rows: list[dict[str, Any]], runs: list[AgentRun],
 @hydra.main(version_base="1.3", config_path="pkg://gelato_env.conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        main_impl(cfg)
-    except BaseException:
-        remove_empty_run_dir()
-        raise
+    hydra_cfg = HydraConfig.get()
+    job_log = Path(hydra_cfg.runtime.output_dir) / f"{hydra_cfg.job.name}.log"
+    # what the job prints (tables, headline, bounds) also goes to Hydra's job log
+    with job_log.open("a") as log_file, contextlib.redirect_stdout(_Tee(sys.stdout, log_file)):
+        try:
+            main_impl(cfg)
+        except BaseException:
+            remove_empty_run_dir()
+            raise
+
+
+class _Tee:
+    """A text stream writing to several streams (stdout and the job log)."""
+
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ def test_smoke_run_writes_table_plots_and_wandb(micro_trace: Any, tmp_path: Path
     assert "gelato vs dssd (the paper's named reference)" in proc.stdout
     assert "clairvoyant_upper_tps: " in proc.stdout
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+    job_log = (tmp_path / "evaluate.log").read_text()  # Hydra's job log holds the run's output
+    assert "| gelato | " in job_log
+    assert "gelato vs dssd (the paper's named reference)" in job_log
 
 
 def test_variants_missing_bounds_and_determinism(micro_trace: Any, tmp_path: Path) -> None:
