@@ -214,17 +214,15 @@ _ZERO = ScheduleTotals(0.0, 0.0, 0.0, 0.0, 0)
 def _solve_dp(table: _Table, lam: float, mu: float) -> tuple[float, ScheduleTotals]:
     """Max over schedules of sum (N - lam T - mu C) by backward induction; returns its totals."""
     n_rounds, length, _ = table.latency_s.shape
-    value = np.full(length + 1, -np.inf)
-    value[length] = 0.0  # the episode is over
+    reward = table.n_tokens - lam * table.latency_s - mu * table.net_energy_j  # (K, L, G+1)
+    value = np.zeros(length + 1)  # value[length] = 0: the episode is over
     choice = np.zeros((n_rounds, length), dtype=np.int64)
+    rows = np.arange(length)
     for k in range(n_rounds - 1, -1, -1):
-        reward = table.n_tokens - lam * table.latency_s[k] - mu * table.net_energy_j[k]  # (L, G+1)
-        q = reward + value[table.next_pos]
-        choice[k] = np.argmax(q, axis=1)
-        new_value = np.empty(length + 1)
-        new_value[:length] = q[np.arange(length), choice[k]]
-        new_value[length] = 0.0
-        value = new_value
+        q = reward[k] + value[table.next_pos]
+        best = q.argmax(axis=1)
+        choice[k] = best
+        value = np.append(q[rows, best], 0.0)
     return float(value[0]), _follow(table, choice)
 
 
@@ -360,7 +358,7 @@ def clairvoyant_bound(
     *,
     rel_tol: float = 1e-7,
     max_iter: int = 50,
-    n_bisect: int = 50,
+    n_bisect: int = 30,
 ) -> ClairvoyantBound:
     """Offline optimum of sum N / sum T under the energy budget on fixed realizations.
 
@@ -370,7 +368,8 @@ def clairvoyant_bound(
         budget: the energy budget; the constraint is sum_k (E_k - A_k) <= 0.
         rel_tol: relative tolerance of the Dinkelbach iteration and of the certificate.
         max_iter: Dinkelbach iterations at most.
-        n_bisect: bisection steps on the multiplier mu.
+        n_bisect: bisection steps on the multiplier mu (its bracket [m, 4 m] shrinks to
+            ~3e-9 m; the bound is certified whatever the steps, they only tighten it).
 
     Raises:
         ValueError: no episodes, or a budget no schedule can meet.
