@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gelato_env.conf
 from agents.base import AnalyticPolicy
 from agents.baselines import (
     DSSD,
@@ -110,7 +111,7 @@ def make_agent(name: str, **params: Any) -> AnalyticPolicy:
 
 #: the named agent presets (``conf/agent/<preset>.yaml``: registry ``name``, row ``label``,
 #: constructor ``params``), shared by ``scripts/evaluate.py``, ``scripts/train.py`` and the sweep
-PRESET_DIR = Path(__file__).resolve().parent.parent / "conf" / "agent"
+PRESET_DIR = Path(gelato_env.conf.__file__).resolve().parent / "agent"  # shipped in the wheel
 #: the keys a preset file may hold (``name``: a registry agent; ``_target_``: an import path)
 PRESET_KEYS = ("name", "label", "params", "_target_")
 

@@ -528,7 +528,7 @@ def test_real_pair_greedy_equals_target() -> None:
 def test_humaneval_prompt_config_composes() -> None:
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(REPO / "gelato_env" / "conf"), version_base=None):
         cfg = compose("record_traces", overrides=["prompts=humaneval"])
     assert (cfg.prompts.source, cfg.prompts.split, cfg.prompts.n) == ("humaneval", "all", None)
     assert cfg.prompts.chat_template is True

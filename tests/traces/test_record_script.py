@@ -39,7 +39,7 @@ def test_record_script_smoke_and_resume(tmp_path):
 
 
 def test_configs_compose():
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "gelato_env" / "conf"), version_base=None):
         for group in ("humaneval", "jsonl", "gsm8k"):
             cfg = compose("record_traces", overrides=[f"prompts={group}"])
             assert cfg.prompts.source == group
