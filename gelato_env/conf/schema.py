@@ -309,10 +309,16 @@ def check_composed(cfg: DictConfig) -> None:
     for key in ("system", "system_overrides"):
         if "env" in cfg and not OmegaConf.is_interpolation(cfg.env, key):
             raise ValueError(
-                f"env.{key} is set from the system group; choose and change the system with "
-                f"system=<name> and system.<field>=<value> (e.g. system=high_latency "
-                f"system.bandwidth_hz=5e6), got env.{key}={cfg.env[key]!r}"
+                f"{_set_by_system_group(f'env.{key}')}, got env.{key}={cfg.env[key]!r}"
             )
+
+
+def _set_by_system_group(key: str) -> str:
+    """Why ``key`` cannot be set directly, and the spelling to use instead."""
+    return (
+        f"{key} is set from the system group; choose and change the system with system=<name> "
+        "and system.<field>=<value> (e.g. system=high_latency system.bandwidth_hz=5e6)"
+    )
 
 
 def refuse_moved_overrides(argv: Sequence[str]) -> None:
@@ -329,11 +335,7 @@ def refuse_moved_overrides(argv: Sequence[str]) -> None:
         key = arg.lstrip("+~").split("=", 1)[0]
         for moved in ("env.system_overrides", "env.system"):
             if key == moved or key.startswith(moved + "."):
-                raise SystemExit(
-                    f"error: {arg}: {moved} is set from the system group; choose and change the "
-                    "system with system=<name> and system.<field>=<value> "
-                    "(e.g. system=high_latency system.bandwidth_hz=5e6)"
-                )
+                raise SystemExit(f"error: {arg}: {_set_by_system_group(moved)}")
 
 
 def _check_keys(node: DictConfig, prefix: str) -> None:
