@@ -92,6 +92,10 @@ class CostTable:
         self.draft_energy_j = np.array([c.draft_energy_j for c in costs])
         self.idle_energy_j = np.array([c.idle_energy_j for c in costs])
         self.downlink_bits = np.array(down, dtype=np.int64)
+        # the array path gathers one packed row per round (latency, energy, draft, idle)
+        self._packed = np.stack(
+            [self.latency_s, self.energy_j, self.draft_energy_j, self.idle_energy_j], axis=1
+        )
         self.tx_power_w = params.radio.tx_power_w
         # the scalar path reads Python tuples (a numpy scalar lookup costs more than the round)
         self._rows = [
@@ -142,14 +146,18 @@ class CostTable:
         self, n_drafted: IntArray, rejected: npt.NDArray[np.bool_], up_bits: FloatArray,
         rate_bps: FloatArray,
     ) -> CostItems:  # fmt: skip
-        """Rounds' costs, each item an array of the inputs' shape (``up_bits`` as float64)."""
-        index = 2 * n_drafted + rejected
+        """Rounds' costs, each item an array of the inputs' shape (``uplink_bits`` as int64).
+
+        One gather of the packed (latency, energy, draft, idle) rows; the draft and idle items
+        are its columns (views).
+        """
+        row = self._packed.take(2 * n_drafted + rejected, axis=0)  # (..., 4)
         latency_s, energy_j, radio_energy_j = _with_uplink(
-            self.latency_s[index], self.energy_j[index], up_bits, rate_bps, self.tx_power_w
+            row[..., 0], row[..., 1], up_bits, rate_bps, self.tx_power_w
         )
         return CostItems(
-            latency_s, energy_j, self.draft_energy_j[index], radio_energy_j,  # type: ignore[arg-type]
-            self.idle_energy_j[index], up_bits, self.downlink_bits[rejected.view(np.int8)],  # type: ignore[arg-type]
+            latency_s, energy_j, row[..., 2], radio_energy_j, row[..., 3],  # type: ignore[arg-type]
+            up_bits.astype(np.int64), self.downlink_bits.take(rejected),  # type: ignore[arg-type]
         )  # fmt: skip
 
 
@@ -185,6 +193,9 @@ def used_frac(energy_sum_j: F, allowance_sum_j: F) -> F:
     (0.5, 0.0, array([inf,  0.]))
     """
     if isinstance(energy_sum_j, np.ndarray):
+        # allowances are >= 0, so all nonzero is the common case: a plain quotient
+        if allowance_sum_j.all():
+            return energy_sum_j / allowance_sum_j
         empty = np.where(energy_sum_j == 0.0, 0.0, np.inf)
         return np.divide(energy_sum_j, allowance_sum_j, out=empty, where=allowance_sum_j > 0.0)
     if allowance_sum_j > 0.0:

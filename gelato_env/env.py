@@ -238,7 +238,7 @@ class GelatoEnv(gym.Env[ObsArray, Any]):
         self._n_prompts = self.backend.n_prompts
 
         self.observation_spec = setting.observation_spec
-        self._encode = self.observation_spec.encode_one
+        self._encode = self.observation_spec.encoder()
         self.observation_space = setting.observation_space
         self.action_space = setting.action_space
         self._action_help = setting.action_help

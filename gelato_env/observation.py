@@ -54,8 +54,9 @@ Definitions:
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -273,14 +274,18 @@ class ObservationSpec:
         # minimum in float32: rounding is monotone, so capping after the cast is the same
         return np.minimum(np.multiply(raw, self._inverse), self._high, out=out, dtype=np.float32)
 
-    def encode_one(self, raw: list[float]) -> ObsArray:
+    def encode_one(self, raw: Sequence[float]) -> ObsArray:
         """:meth:`encode_raw` of one observation, in Python floats (the single env's hot path).
 
         The same products and caps as ``encode_raw`` (``tests/env/test_accounting.py`` checks
-        equality), with one numpy call instead of three: a step's budget is microseconds.
+        equality) as one straight-line expression and one numpy call (:func:`_encoder`): a
+        step's budget is microseconds.
         """
-        values = zip(raw, self._inverse_list, self._high_list)  # noqa: B905 (the hot path)
-        return np.array([x if (x := v * s) < h else h for v, s, h in values], dtype=np.float32)
+        return _encoder(tuple(self._inverse_list), tuple(self._high_list))(raw)
+
+    def encoder(self) -> Callable[[Sequence[float]], ObsArray]:
+        """:meth:`encode_one` as a plain function (what the single env calls every step)."""
+        return _encoder(tuple(self._inverse_list), tuple(self._high_list))
 
     def decode(self, obs: npt.ArrayLike) -> ObservationFields:
         """Read physical values back from a normalized observation of shape ``(size,)``."""
@@ -292,6 +297,24 @@ class ObservationSpec:
             )
         values = (arr * self.physical_scales()).tolist()
         return ObservationFields(*values)
+
+
+@functools.cache
+def _encoder(
+    inverse: tuple[float, ...], high: tuple[float, ...]
+) -> Callable[[Sequence[float]], ObsArray]:
+    """``raw -> float32([min(raw[i] * inverse[i], high[i]), ...])`` with the constants inlined.
+
+    Generated once per (scales, bounds): a list display of conditional expressions, no loop and
+    no comprehension frame, is about half the cost of a comprehension over ``zip`` on this hot
+    path. ``repr`` of a float round-trips exactly, so the constants are the spec's bits.
+    """
+    entries = ", ".join(
+        f"x if (x := raw[{i}] * {s!r}) < {h!r} else {h!r}"
+        for i, (s, h) in enumerate(zip(inverse, high, strict=True))
+    )
+    namespace = {"array": np.array, "float32": np.float32, "inf": math.inf}
+    return eval(f"lambda raw: array([{entries}], dtype=float32)", namespace)
 
 
 def decode_observation(

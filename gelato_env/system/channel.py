@@ -41,8 +41,6 @@ from gelato_env.system.radio import (
     noise_power_w,
     path_gain,
     rate_and_snr_db,
-    shannon_rate_bps,
-    snr_db,
     snr_db_for_rate,
 )
 
@@ -157,17 +155,13 @@ class _FadingChannel:
         gain = self.path_gain * fading
         radio = self.radio
         rate, snr = rate_and_snr_db(radio.bandwidth_hz, radio.tx_power_w, gain, self.noise_w)
-        return ChannelState(rate_bps=rate, snr_db=snr, gain=gain)
+        return ChannelState(rate, snr, gain)  # positional: the single env's hot path
 
     def _batch(self, fading: FloatArray, memory: npt.NDArray[Any]) -> ChannelBatch:
         gain = self.path_gain * fading
         radio = self.radio
-        return ChannelBatch(
-            rate_bps=shannon_rate_bps(radio.bandwidth_hz, radio.tx_power_w, gain, self.noise_w),
-            snr_db=snr_db(radio.tx_power_w, gain, self.noise_w),
-            gain=gain,
-            memory=memory,
-        )
+        rate, snr = rate_and_snr_db(radio.bandwidth_hz, radio.tx_power_w, gain, self.noise_w)
+        return ChannelBatch(rate_bps=rate, snr_db=snr, gain=gain, memory=memory)
 
 
 class RayleighBlockFading(_FadingChannel):

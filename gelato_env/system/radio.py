@@ -87,22 +87,26 @@ def snr_db(tx_power_w: float, gain: FloatOrArray, noise_w: float) -> FloatOrArra
 
 
 def rate_and_snr_db(
-    bandwidth_hz: float, tx_power_w: float, gain: float, noise_w: float
-) -> tuple[float, float]:
-    """(:func:`shannon_rate_bps`, :func:`snr_db`) of one scalar gain, the SNR computed once.
+    bandwidth_hz: float, tx_power_w: float, gain: FloatOrArray, noise_w: float
+) -> tuple[FloatOrArray, FloatOrArray]:
+    """(:func:`shannon_rate_bps`, :func:`snr_db`) of a gain, the SNR computed once.
 
-    The single env's per-round channel state; equal to the two functions bit for bit (the same
-    float operations).
+    The envs' per-round channel state (a float in the single env, an array in the vector
+    env); equal to the two functions bit for bit (the same float operations).
 
     >>> rate, snr = rate_and_snr_db(1e6, 0.2, path_gain(300.0), noise_power_w(1e6, -174.0, 9.0))
     >>> round(rate), round(snr, 3)
     (6517032, 19.571)
     """
     snr = tx_power_w * gain / noise_w
-    return (
-        bandwidth_hz * math.log2(1.0 + snr),
-        10.0 * math.log10(snr) if snr > 0 else -math.inf,
-    )
+    if isinstance(snr, float):  # one gain (a numpy float64 is a float too)
+        return (
+            bandwidth_hz * math.log2(1.0 + snr),
+            10.0 * math.log10(snr) if snr > 0 else -math.inf,
+        )
+    if snr.all():  # gains are >= 0: no zero gain, no log of zero (the common case)
+        return bandwidth_hz * np.log2(1.0 + snr), 10.0 * np.log10(snr)
+    return bandwidth_hz * np.log2(1.0 + snr), snr_db(tx_power_w, gain, noise_w)
 
 
 def snr_db_for_rate(rate_bps: FloatOrArray, bandwidth_hz: float) -> FloatOrArray:

@@ -1,7 +1,7 @@
 """The natively vectorized replay env (:class:`GelatoVectorEnv`) and its SB3 adapter.
 
 Modules: :mod:`~gelato_env.vector.env` (the env), :mod:`~gelato_env.vector.tables` (its
-per-position lookup tables), :mod:`~gelato_env.vector.info` (the step info's layout),
+per-position lookup tables), :mod:`~gelato_env.vector.info` (the step info's keys),
 :mod:`~gelato_env.vector.rng` (per-env or batched randomness), :mod:`~gelato_env.vector.sb3`
 (stable-baselines3's ``VecEnv``).
 """

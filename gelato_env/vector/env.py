@@ -73,7 +73,7 @@ from gelato_env.sd.exit_rules import realized_lengths
 from gelato_env.setting import EnvSetting, env_config
 from gelato_env.system import ChannelProcess, EnergyBudget, make_channel
 from gelato_env.traces.replay import ReplayBackend
-from gelato_env.vector.info import RESET_INFO_KEYS, RESET_MASKS, STEP_MASKS, StepInfo
+from gelato_env.vector.info import RESET_INFO_KEYS, RESET_MASKS, STEP_MASKS
 from gelato_env.vector.rng import BatchedRandom, PerEnvRandom
 from gelato_env.vector.tables import FINISHED, N_ACCEPTED, N_DRAFTED, N_TOKENS, StepTables
 
@@ -83,6 +83,9 @@ BoolArray = npt.NDArray[np.bool_]
 Index = slice | IntArray
 
 RNG_MODES = ("batched", "per_env")
+#: state rows a reset zeroes, as a column (it broadcasts against the envs' indices)
+_ZEROED = np.array([[QUEUE], [LAST_ACCEPTED], [LAST_BUDGET], [BUDGET_USED]])
+_KEPT_ZEROED = np.array([[LAST_ACCEPTED], [LAST_BUDGET]])
 AUTORESET_MODES: dict[str, AutoresetMode] = {
     "same_step": AutoresetMode.SAME_STEP,
     "next_step": AutoresetMode.NEXT_STEP,
@@ -218,8 +221,8 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         # position of each env in the prompt order (the single env's cursor); -1: unseeded
         self._seq_next = np.full(n, 0 if config.prompt_order == "sequential" else -1)
         self._elapsed = np.zeros(n, dtype=np.int64)
-        self._energy_sum = np.zeros(n)
-        self._allowance_sum = np.zeros(n)
+        self._sums = np.zeros((2, n))  # the energy spent and allowed, J: zeroed together
+        self._energy_sum, self._allowance_sum = self._sums
         self._snr = np.zeros(n)
         self._all = np.arange(n)
         self._needs_reset = np.zeros(n, dtype=np.bool_)
@@ -297,19 +300,20 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         budget, levels = (a[:, 0], a[:, 1]) if self._threshold_mode else (a, None)
 
         stepped: Index = slice(None)
-        reset_now = self._needs_reset.copy()
+        reset_now = self._needs_reset
         any_reset = self._autoreset is AutoresetMode.NEXT_STEP and bool(reset_now.any())
         if any_reset:
+            reset_now = reset_now.copy()
             reset_idx = np.flatnonzero(reset_now)
             self._reset_envs(reset_idx, keep_queue=False)
             stepped = np.flatnonzero(~reset_now)
             budget = budget[stepped]
             levels = None if levels is None else levels[stepped]
-        block, reward, terminated, truncated = self._play(stepped, budget, levels)
+        step_info, reward, terminated, truncated = self._play(stepped, budget, levels)
 
         n = self.num_envs
-        if isinstance(stepped, np.ndarray):
-            block = block.scattered(n, stepped)
+        if isinstance(stepped, np.ndarray):  # the envs reset now report zeros, as SyncVectorEnv
+            step_info = {key: _scattered(n, stepped, x) for key, x in step_info.items()}
             reward, terminated, truncated = (
                 _scattered(n, stepped, x) for x in (reward, terminated, truncated)
             )
@@ -317,14 +321,14 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         everywhere = np.ones(n, dtype=np.bool_)
         if any_reset:  # envs reset this step report their reset info (as SyncVectorEnv)
             obs = self._observations()
-            info: dict[str, Any] = block.views()
+            info = step_info
             self._put_reset_info(info, reset_idx)
             info.update(dict.fromkeys(STEP_MASKS, ~reset_now))
         elif self._autoreset is AutoresetMode.SAME_STEP and done.any():
-            obs, info = self._same_step_reset(done, block)
+            obs, info = self._same_step_reset(done, step_info)
         else:
             obs = self._observations()
-            info = block.views()
+            info = step_info
             info.update(dict.fromkeys(STEP_MASKS, everywhere))
         info.update(dict.fromkeys(RESET_MASKS, everywhere))
         if self._autoreset is AutoresetMode.NEXT_STEP:
@@ -350,11 +354,12 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
             raw.dtype.kind == "f" and not np.all(np.isfinite(raw) & (raw == np.round(raw)))
         ):
             raise ValueError(f"actions must be integers, got {raw.dtype} values {raw}")
-        a = raw.astype(np.int64)
+        a = raw.astype(np.int64, copy=False)
         budget = a[:, 0] if self._threshold_mode else a
-        if budget.min() < 0 or budget.max() > self._gamma_max:
+        # as uint64 a negative value is >= 2**63: one max() checks both ends
+        if budget.view(np.uint64).max() > self._gamma_max:
             raise ValueError(f"budgets must be in Discrete({self._gamma_max + 1}), got {budget}")
-        if self._threshold_mode and (a[:, 1].min() < 0 or a[:, 1].max() >= self._n_levels):
+        if self._threshold_mode and a[:, 1].view(np.uint64).max() >= self._n_levels:
             raise ValueError(
                 f"threshold levels must be in Discrete({self._n_levels}), got {a[:, 1]}"
             )
@@ -378,7 +383,7 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
 
     def _start_prompts(self, idx: Index) -> None:
         cursor = self._seq_next[idx].copy()
-        unset = np.flatnonzero(cursor < 0)
+        (unset,) = (cursor < 0).nonzero()
         if unset.size:  # unseeded first reset of a random order: a random start
             envs = self._all[idx][unset]
             cursor[unset] = self._random.prompts(self._ids(envs), self._n_prompts)
@@ -390,35 +395,38 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         self._progress[idx] = 0.0
 
     def _reset_envs(self, idx: Index, *, keep_queue: bool) -> None:
+        # state rows zeroed by a reset, in one assignment (QUEUE and BUDGET_USED unless kept)
+        self._state[_KEPT_ZEROED if keep_queue else _ZEROED, idx] = 0.0
         if not keep_queue:
-            self._queue[idx] = 0.0
-            self._energy_sum[idx] = 0.0
-            self._allowance_sum[idx] = 0.0
-            self._used[idx] = 0.0
+            self._sums[:, idx] = 0.0
         self._rate[idx], self._snr[idx] = self._random.channel_reset(self._ids(idx))
         self._start_prompts(idx)
         if self._max_new >= 2:  # the single env's peek(1): the first draft token's statistics
             self._ema[:, idx] = self._tables.ema_start[:, self._row0[idx]]
         else:
             self._ema[:, idx] = 0.0
-        self._last_accepted[idx] = 0.0
-        self._last_budget[idx] = 0.0
         self._elapsed[idx] = 0
         self._needs_reset[idx] = False
 
-    def _same_step_reset(self, done: BoolArray, block: StepInfo) -> tuple[ObsArray, dict[str, Any]]:
-        """Reset the finished envs; their step's results go to ``final_obs`` / ``final_info``."""
-        idx = np.flatnonzero(done)
+    def _same_step_reset(
+        self, done: BoolArray, step_info: dict[str, Any]
+    ) -> tuple[ObsArray, dict[str, Any]]:
+        """Reset the finished envs; their step's results go to ``final_obs`` / ``final_info``.
+
+        ``final_info`` holds the step's arrays themselves, and the step's info shares them
+        except for the reset keys (copies holding the reset values of the envs reset): under a
+        False ``_key`` mask an entry holds the finished env's last-step value, where
+        ``SyncVectorEnv`` leaves 0 (read entries through the masks, as Gymnasium intends).
+        """
+        (idx,) = done.nonzero()
         final_obs = np.zeros((self.num_envs, self.observation_spec.size), dtype=np.float32)
         final_obs[idx] = self._observations(idx)
-        # the step's values, valid where _final_info (unmasked entries are not zeroed: a copy of
-        # the whole block costs less than gathering the finished columns into zeros)
-        final_info: dict[str, Any] = block.copy().views()
+        info = dict(step_info)
+        final_info = step_info
         final_info.update(dict.fromkeys(STEP_MASKS + RESET_MASKS, done))
         self._reset_envs(idx, keep_queue=False)
-        # as SyncVectorEnv: a reset env reports its reset info in place of the step's
-        block.zero(idx)
-        info: dict[str, Any] = block.views()
+        for key in RESET_INFO_KEYS:  # as SyncVectorEnv: a reset env reports its reset info
+            info[key] = info[key].copy()
         self._put_reset_info(info, idx)
         info.update(dict.fromkeys(STEP_MASKS, ~done))
         info.update(final_obs=final_obs, _final_obs=done, final_info=final_info, _final_info=done)
@@ -450,13 +458,8 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
             key = row * tab.width + budget
             if levels is not None:
                 key += levels * (self._n_pos * tab.width)
-            out = np.take(tab.outcome, key, axis=0)  # (n, 4)
-            return (
-                out[:, N_DRAFTED].astype(np.int64),
-                out[:, N_ACCEPTED].astype(np.int64),
-                out[:, N_TOKENS].astype(np.int64),
-                out[:, FINISHED].astype(np.bool_),
-            )
+            out = np.ascontiguousarray(tab.outcome.take(key, axis=0).T, dtype=np.int64)  # (4, n)
+            return out[N_DRAFTED], out[N_ACCEPTED], out[N_TOKENS], out[FINISHED] != 0
         if rounds.stops is not None:
             gamma = rounds.n_drafted(row, budget, 0 if levels is None else levels)
         else:  # a per-round rule
@@ -488,7 +491,7 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
             ema += offset.T
             return ema
         n = gamma.shape[0]
-        terms = np.take(tab.ema_terms, row, axis=0)  # (n, G, 2)
+        terms = tab.ema_terms.take(row, axis=0)  # (n, G, 2)
         emas = np.empty((int(gamma.max(initial=0)) + 1, 2, n))  # emas[j]: after j tokens
         emas[0] = self._ema[:, sel]
         for j in range(emas.shape[0] - 1):
@@ -497,64 +500,73 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
 
     def _play(
         self, sel: Index, budget: IntArray, levels: IntArray | None
-    ) -> tuple[StepInfo, FloatArray, BoolArray, BoolArray]:
-        """One round in the envs ``sel``: the round, its cost, the accounting, the next state."""
+    ) -> tuple[dict[str, Any], FloatArray, BoolArray, BoolArray]:
+        """One round in the envs ``sel``: the round, its cost, the accounting, the next state.
+
+        Returns the step's info (every :data:`~gelato_env.vector.info.STEP_INFO_KEYS` entry a
+        fresh ``(n,)`` array: the arrays computed here, or copies of the state), the rewards
+        and the termination flags.
+        """
         t = _get(self._t, sel)
-        row = _get(self._row0, sel) + t
+        row = _get(self._row0, sel)
+        row += t
         gamma, n_accepted, n_tokens, finished = self._outcome(sel, row, budget, levels)
         end = t + n_tokens
         n = gamma.shape[0]
-        block = StepInfo.empty(n)
-        info = block.views()
-        for key, value in (
-            ("prompt_index", self._prompt[sel]),
-            ("budget", budget),
-            ("n_drafted", gamma),
-            ("n_accepted", n_accepted),
-            ("n_tokens", n_tokens),
-            ("n_generated", end),
-            ("rate_bps", self._rate[sel]),
-            ("snr_db", self._snr[sel]),
-            ("queue_before", self._queue[sel]),
-        ):
-            info[key][...] = value
-        rate, queue_before = info["rate_bps"], info["queue_before"]
+        rate, queue_before = _get(self._rate, sel), _get(self._queue, sel)
 
-        # the round's cost (np.take: faster than fancy indexing on 2D tables)
-        stats = np.take(self._tables.drafted, row * self._tables.width + gamma, axis=0)  # (n, 4)
+        # the round's cost (take: faster than fancy indexing on 2D tables)
+        stats = self._tables.drafted.take(row * self._tables.width + gamma, axis=0)  # (n, 4)
         cost = self._costs.costs(gamma, n_accepted < gamma, stats[:, 0], rate)
-        for key, value in zip(
-            ("latency_s", "energy_j", "draft_energy_j", "radio_energy_j", "idle_energy_j",
-             "uplink_bits", "downlink_bits"),
-            cost,
-            strict=True,
-        ):  # fmt: skip
-            info[key][...] = value
-        latency_s, energy_j = info["latency_s"], info["energy_j"]
-        info["cost"][...] = energy_j
+        # (CostItems annotates the scalar path's floats; here every item is an (n,) array)
+        latency_s: FloatArray = cost.latency_s  # type: ignore[assignment]
+        energy_j: FloatArray = cost.energy_j  # type: ignore[assignment]
 
         # the energy accounting and the reward
         allowance_j, queue = self._energy_budget.settle(queue_before, energy_j, n_tokens, latency_s)
         energy_sum = self._energy_sum[sel] + energy_j
         allowance_sum = self._allowance_sum[sel] + allowance_j
-        info["allowance_j"][...] = allowance_j
-        info["queue"][...] = queue
-        info["budget_used_frac"][...] = used_frac(energy_sum, allowance_sum)
+        used = used_frac(energy_sum, allowance_sum)
         throughput, penalty, reward = round_reward(
             self._reward_mode, self._v, n_tokens, latency_s, queue_before, energy_j
         )
-        info["throughput_tps"][...] = throughput
-        info["reward_throughput"][...] = throughput
-        info["reward_penalty"][...] = penalty
         ema = self._emas(sel, row, gamma, stats[:, 2:])
-        info["entropy_ema_nats"][...] = ema[0]
-        info["max_prob_ema"][...] = ema[1]
-        info["entropy_mean_nats"][...] = stats[:, 1]
+        info = {  # STEP_INFO_KEYS order; no two entries share memory
+            "prompt_index": _get(self._prompt, sel),
+            "budget": np.array(budget),
+            "n_drafted": gamma,
+            "n_accepted": n_accepted,
+            "n_tokens": n_tokens,
+            "n_generated": end,
+            "entropy_mean_nats": stats[:, 1],
+            "entropy_ema_nats": ema[0],
+            "max_prob_ema": ema[1],
+            "round_complete": np.ones(n, dtype=np.bool_),
+            "rate_bps": rate,
+            "snr_db": _get(self._snr, sel),
+            "uplink_bits": cost.uplink_bits,
+            "downlink_bits": cost.downlink_bits,
+            "latency_s": latency_s,
+            "energy_j": energy_j,
+            "draft_energy_j": cost.draft_energy_j,
+            "radio_energy_j": cost.radio_energy_j,
+            "idle_energy_j": cost.idle_energy_j,
+            "queue": queue,
+            "queue_before": queue_before,
+            "allowance_j": allowance_j,
+            "budget_used_frac": used,
+            "throughput_tps": throughput,
+            "reward_throughput": throughput.copy(),
+            "reward_penalty": penalty,
+            "cost": energy_j.copy(),
+        }
+        if reward is throughput:
+            reward = throughput.copy()
 
         # the state after the round
         self._queue[sel] = queue
         self._energy_sum[sel], self._allowance_sum[sel] = energy_sum, allowance_sum
-        self._used[sel] = info["budget_used_frac"]
+        self._used[sel] = used
         self._ema[:, sel] = ema
         self._t[sel] = end
         self._progress[sel] = end / self._max_new
@@ -573,7 +585,7 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
             terminated = np.zeros(n, dtype=np.bool_)
         else:
             terminated = finished
-        return block, reward, terminated, truncated
+        return info, reward, terminated, truncated
 
 
 def _get(array: npt.NDArray[Any], sel: Index) -> npt.NDArray[Any]:

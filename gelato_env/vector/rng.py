@@ -82,8 +82,9 @@ class BatchedRandom:
     def channel_step(self, idx: Index, elapsed_s: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The envs' next channel states after rounds of ``elapsed_s`` seconds."""
         b = self.batch
-        sub = ChannelBatch(b.rate_bps[idx], b.snr_db[idx], b.gain[idx], b.memory[idx])
-        new = self.channel.step_batch(self.gen, sub, elapsed_s)
+        if not isinstance(idx, slice):
+            b = ChannelBatch(b.rate_bps[idx], b.snr_db[idx], b.gain[idx], b.memory[idx])
+        new = self.channel.step_batch(self.gen, b, elapsed_s)
         self._write(idx, new)
         return new.rate_bps, new.snr_db
 

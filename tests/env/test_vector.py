@@ -66,6 +66,7 @@ def _assert_infos_equal(
         mask = theirs[f"_{key}"]
         np.testing.assert_array_equal(ours[f"_{key}"], mask, err_msg=key)
         np.testing.assert_array_equal(ours[key][mask], theirs[key][mask], err_msg=key)
+        assert ours[key].dtype == theirs[key].dtype, key
 
 
 def _actions(space: gym.Space[Any], gen: np.random.Generator, n: int) -> np.ndarray:
