@@ -93,16 +93,12 @@ class BatchedRandom:
         if isinstance(idx, slice):
             self.batch = new
             return
-        memory = (
-            b.memory if b.memory.dtype == new.memory.dtype else b.memory.astype(new.memory.dtype)
-        )
-        for old, value in (
-            (b.rate_bps, new.rate_bps),
-            (b.snr_db, new.snr_db),
-            (b.gain, new.gain),
-            (memory, new.memory),
-        ):
-            old[idx] = value
+        b.rate_bps[idx], b.snr_db[idx], b.gain[idx] = new.rate_bps, new.snr_db, new.gain
+        if b.memory.dtype == new.memory.dtype:  # in place: the batch is the same object
+            b.memory[idx] = new.memory
+            return
+        memory = b.memory.astype(new.memory.dtype)
+        memory[idx] = new.memory
         self.batch = ChannelBatch(b.rate_bps, b.snr_db, b.gain, memory)
 
     def prompts(self, idx: Index, n_prompts: int) -> IntArray:
