@@ -59,6 +59,9 @@ is positive) is a further reconstruction [S].
 
 The planned gamma~ and the realized gamma (``info["n_drafted"]``) differ whenever the exit rule
 fires; :attr:`GelatoPolicy.last_plan` keeps the planned value, alpha^ and score for logging.
+
+Over 500 lines because it is GELATO, one policy: the plan, the acceptance estimator and the
+marginal-utility rule are its parts, each a reconstruction [S] documented where it is coded.
 """
 
 from __future__ import annotations

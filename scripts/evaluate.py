@@ -14,6 +14,10 @@ seeds with its 95 % Student-t confidence interval. The headline compares GELATO 
 (the paper's named reference) and, separately, with the strongest baseline that meets the energy
 budget. Outputs land in Hydra's run directory: results.csv (means, ``*_ci95``),
 results_per_seed.csv, results.md, plots/ (every figure as PDF, SVG and PNG; sweep CSVs).
+
+Over 500 lines because it is the main job's one script: configuration checks, the run over
+seeds, bounds, sweeps and W&B logging, each a function the tests call (the computations live
+in ``agents``).
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ accepted context, and ``context[n_cached:]`` (at least one token: the last accep
 fed at that model's next forward. After verification both caches are cropped to the longest
 prefix still valid, never copied. ``peek`` drafts lazily into a proposal that the next
 ``run_round`` reuses, so peeking costs no extra forwards.
+
+Just over 500 lines because the engine and the live backend over it share the KV-cache
+invariant above.
 """
 
 from __future__ import annotations

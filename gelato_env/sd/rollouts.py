@@ -26,6 +26,10 @@ Both give the same trace on the same pair up to float rounding between different
 forwards (~1e-7 in float32), which can move a token only at an exact near-tie. Greedy leading
 match bits are always taken against the recorded y, so a trace is internally consistent;
 disagreements of the batched target pass with y are counted (``n_inconsistent``).
+
+Over 500 lines because the fast recorder and its reference share their step statistics and
+their KV-cache helpers, and are read side by side (the reference is what the fast one is
+tested against).
 """
 
 from __future__ import annotations

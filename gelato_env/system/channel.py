@@ -19,6 +19,10 @@ round (block fading: the channel is constant within a round and redrawn between 
 Processes: :class:`RayleighBlockFading` (i.i.d. per round [D]), :class:`GaussMarkovFading`
 (correlated AR(1) fading), :class:`TwoStateMarkovRate` (Gilbert-Elliott good/bad rates) and
 :class:`TraceRate` (replay of a user CSV). :func:`make_channel` builds them by name.
+
+Over 500 lines because it is the one home of the channel: the protocol, its state records
+and the four processes, each a small class with its scalar and batch forms side by side (the
+bit-for-bit pairing the envs rely on).
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ Autoreset (``autoreset_mode=``, stored as a Gymnasium ``AutoresetMode`` in
 ``metadata["autoreset_mode"]``): ``SAME_STEP`` [D] (what SB3 expects: a finished env is reset
 inside the step that ended it; ``infos["final_obs"]`` (shape ``(N, obs_dim)``, float32) and
 ``infos["final_info"]`` carry the last step, masked by ``infos["_final_obs"]`` /
-``infos["_final_info"]``), or ``NEXT_STEP`` (Gymnasium's default: the step after the end resets
-the env and returns reward 0).
+``infos["_final_info"]``; the step's own entries of a finished env, under a False mask, hold
+that last step too, where ``SyncVectorEnv`` leaves 0), or ``NEXT_STEP`` (Gymnasium's default:
+the step after the end resets the env and returns reward 0).
 
 Only ``action_mode="budget"`` and ``"budget_threshold"`` are vectorized; ``per_token`` raises
 ``NotImplementedError``. With ``horizon`` set, envs truncate after ``horizon`` steps (the
