@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from gelato_env.sd.models import ModelPair
-from gelato_env.traces.fit import fit_alpha_from_trace, summarize
+from gelato_env.traces.fit import fit_alpha_from_trace
 from gelato_env.traces.prompts import (
     PromptTokens,
     gsm8k_prompts,
@@ -27,6 +27,7 @@ from gelato_env.traces.prompts import (
     tokenize_prompts,
 )
 from gelato_env.traces.recorder import RecordConfig, record_trace
+from gelato_env.traces.summary import summarize
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,7 +1,7 @@
 """Print the statistics of a recorded trace (the numbers the README quotes for the shipped one).
 
 Loads a trace (checksum verified), summarizes it with
-:func:`gelato_env.traces.fit.summarize` -- prompts and positions, how outputs ended, output
+:func:`gelato_env.traces.summary.summarize` -- prompts and positions, how outputs ended, output
 lengths, greedy acceptance, tokens per round E[N] by draft length, entropy quantiles, the
 alpha(H) = a * exp(b * H) fit, the pair and provenance from the header -- and prints a table.
 Every number is computed in ``summarize``; this script only formats it.
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gelato_env.traces.fit import TraceSummary
     from gelato_env.traces.store import Trace
+    from gelato_env.traces.summary import TraceSummary
 
 #: width of the row labels of the printed table
 LABEL = 30
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from gelato_env.storage import write_bytes_atomic
-    from gelato_env.traces.fit import summarize
     from gelato_env.traces.store import TraceError
+    from gelato_env.traces.summary import summarize
 
     if args.json is not None and not Path(args.json).resolve().parent.is_dir():
         print(f"error: {args.json}: the folder of the JSON output does not exist", file=sys.stderr)

@@ -5,7 +5,8 @@
 - :mod:`~gelato_env.traces.replay`: :class:`ReplayBackend`, a ``RoundBackend`` over a trace.
 - :mod:`~gelato_env.traces.recorder`: :func:`record_trace` (imports torch; import it directly).
 - :mod:`~gelato_env.traces.prompts`: prompt sets (held-out, JSONL, GSM8K).
-- :mod:`~gelato_env.traces.fit`: the alpha(H) = a*exp(b*H) fit and summary statistics.
+- :mod:`~gelato_env.traces.fit`: the alpha(H) = a*exp(b*H) fit and GELATO's calibration.
+- :mod:`~gelato_env.traces.summary`: :func:`summarize`, the summary statistics of a trace.
 - :mod:`~gelato_env.traces.default`: the cached default trace (``default_trace_path``).
 
 This package imports no torch at import time.

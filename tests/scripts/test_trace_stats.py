@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gelato_env.traces.fit import fit_alpha_from_trace, summarize
+from gelato_env.traces.fit import fit_alpha_from_trace
 from gelato_env.traces.store import Trace, load_trace, write_trace
+from gelato_env.traces.summary import summarize
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "trace_stats.py"
 

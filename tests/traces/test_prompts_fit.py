@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gelato_env.traces.fit import fit_alpha, fit_alpha_from_trace, summarize
+from gelato_env.traces.fit import fit_alpha, fit_alpha_from_trace
 from gelato_env.traces.prompts import TextPrompt, load_jsonl_prompts, tokenize_prompts
+from gelato_env.traces.summary import summarize
 
 JSONL_ERRORS = [
     ('{"id": 1, "prompt": "a"}\n{"id": 2, "prompt": \n', r":2: invalid JSON"),
