@@ -7,7 +7,8 @@
 - :mod:`~agents.baselines`: static SD, DSSD, HF heuristic, early-exit stops, target/device-only.
 - :mod:`~agents.forecast`: N^, T^, E^ forecasts over the drafting budget.
 - :mod:`~agents.bounds`: the drift-plus-penalty bound and the clairvoyant offline optimum.
-- :mod:`~agents.evaluation`: the evaluation harness and results table; :mod:`~agents.plots`.
+- :mod:`~agents.evaluation`: the evaluation harness; :mod:`~agents.results`: the results tables
+  (means and 95 % CIs over seeds, gains); :mod:`~agents.plots`.
 - Learned agents (stable-baselines3; ``scripts/train.py``): :mod:`~agents.learned` (a trained
   model as a policy), :mod:`~agents.train_config`, :mod:`~agents.prompt_split`,
   :mod:`~agents.train_envs` (gelato's vector env or SB3's VecEnvs; :mod:`~agents.vec_infos`),

@@ -17,9 +17,10 @@ import numpy as np
 
 from agents.base import AnalyticPolicy
 from agents.bounds import bounds_from_runs
-from agents.evaluation import markdown_table, results_table, run_agent, write_results
+from agents.evaluation import run_agent
 from agents.learned import LearnedPolicy
 from agents.registry import make_agent
+from agents.results import markdown_table, results_table, write_results
 from agents.train_envs import build_backend
 from gelato_env.backends import PromptSubset
 from gelato_env.config import EnvConfig
@@ -32,7 +33,7 @@ class Comparison:
     """The held-out comparison of a trained agent with GELATO, baselines and GELATO's bounds.
 
     Attributes:
-        rows: the results table (``agents.evaluation.results_table``), one row per agent.
+        rows: the results table (``agents.results.results_table``), one row per agent.
         markdown: the table as Markdown, followed by the bounds.
         bounds: ``gelato_tps``, ``dpp_gap_tps`` (B_0 / V), ``dpp_upper_tps`` (R_GELATO + B_0 / V)
             and, when computed, ``clairvoyant_upper_tps``, tokens/s.

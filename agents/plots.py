@@ -3,7 +3,7 @@
 Every figure is :data:`COLUMN_WIDTH_IN` wide with 7-8 pt fonts and is saved three times by
 :func:`save_figure`: PDF and SVG (vector, fonts embedded as TrueType) and PNG (300 dpi). Values
 are means over evaluation seeds with 95 % confidence intervals as error bars (the ``*_ci95``
-half-widths of :func:`agents.evaluation.seed_table` rows; none with one seed). Energy is shown
+half-widths of :func:`agents.results.seed_table` rows; none with one seed). Energy is shown
 next to throughput in its own panel as the share of the budget's allowance spent (``E/budget``,
 with the budget at 1 drawn), so a throughput bought by overspending the budget is visible on
 the same figure. Points with error bars, never bars: a bar must start at zero, which hides a
@@ -28,7 +28,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
-from agents.evaluation import CI, AgentRun
+from agents.evaluation import AgentRun
+from agents.results import CI
 
 #: sweep results: agent label -> [(swept value, table row: metrics and their ``*_ci95``)]
 Sweep = Mapping[str, Sequence[tuple[float, Mapping[str, float]]]]
@@ -247,9 +248,9 @@ def plot_v_tradeoff(
 def plot_comparison(rows: Sequence[Mapping[str, Any]], stem: Path) -> tuple[Path, ...]:
     """Every agent's throughput (left) and energy over the budget (right), mean ± 95 % CI.
 
-    Filled markers meet the budget (within :data:`agents.evaluation.BUDGET_TOLERANCE`), hollow
+    Filled markers meet the budget (within :data:`agents.results.BUDGET_TOLERANCE`), hollow
     ones do not; agents the budget does not apply to (device-only decoding) show throughput only,
-    in gray squares. ``rows`` are :func:`agents.evaluation.seed_table` rows or the same read back
+    in gray squares. ``rows`` are :func:`agents.results.seed_table` rows or the same read back
     from ``results.csv``.
     """
     labels = [str(r["agent"]) for r in rows]

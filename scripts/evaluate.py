@@ -39,19 +39,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from agents.evaluation import (
-    CI,
-    AgentRun,
-    check_lossless,
-    headline,
-    heldout_env_factory,
-    markdown_table,
-    per_seed_rows,
-    run_agent_seeds,
-    seed_table,
-    t_interval,
-    write_results,
-)
+from agents.evaluation import AgentRun, check_lossless, heldout_env_factory, run_agent_seeds
 from agents.plots import (
     FORMATS,
     plot_comparison,
@@ -61,6 +49,15 @@ from agents.plots import (
     plot_v_tradeoff,
 )
 from agents.registry import AgentPreset, load_preset, make_agent
+from agents.results import (
+    CI,
+    headline,
+    markdown_table,
+    per_seed_rows,
+    seed_table,
+    t_interval,
+    write_results,
+)
 from gelato_env.conf.schema import check_composed, refuse_moved_overrides
 from gelato_env.config import EnvConfig
 from gelato_env.env import GelatoEnv

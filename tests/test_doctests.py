@@ -26,9 +26,12 @@ MODULES = _modules_with_examples()
 
 
 def test_the_packages_have_examples() -> None:
-    assert {"gelato_env.system.radio", "gelato_env.traces.rounds", "agents.evaluation"} <= set(
-        MODULES
-    )
+    assert {
+        "gelato_env.system.radio",
+        "gelato_env.traces.rounds",
+        "agents.evaluation",
+        "agents.results",
+    } <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -11,23 +11,25 @@ import pytest
 from agents.base import AnalyticPolicy, Decision
 from agents.bounds import Episode, clairvoyant_bound, evaluate_schedule
 from agents.evaluation import (
-    CI,
     SEED_STRIDE,
     AgentRun,
     LosslessError,
     check_heldout,
     check_lossless,
     episode_seeds,
+    run_agent,
+    run_agent_seeds,
+)
+from agents.registry import make_agent
+from agents.results import (
+    CI,
     markdown_table,
     per_seed_rows,
     results_table,
-    run_agent,
-    run_agent_seeds,
     seed_table,
     t_interval,
     write_results,
 )
-from agents.registry import make_agent
 from gelato_env.env import GelatoEnv
 from gelato_env.system import EnergyBudget
 

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from agents import plots
-from agents.evaluation import CI, AgentRun
+from agents.evaluation import AgentRun
+from agents.results import CI
 
 
 def _row(tput: float, tput_ci: float, ratio: float, ratio_ci: float, **extra: Any) -> dict:
