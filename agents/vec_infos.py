@@ -83,22 +83,9 @@ class VecRoundInfos(VecEnvWrapper):
         return obs, rewards, dones, infos
 
     def _stats(self, i: int) -> EpisodeStats:
-        """Env ``i``'s episode so far, with ``EpisodeStatistics.stats``' definitions."""
-        s = {name: float(self._sums[row, i]) for name, row in _ROW.items()}
-        rounds, tokens, time_s, energy_j = s["rounds"], s["tokens"], s["time_s"], s["energy_j"]
-        return EpisodeStats(
-            n_rounds=int(rounds),
-            n_tokens=int(tokens),
-            time_s=time_s,
-            energy_j=energy_j,
-            throughput_tps=tokens / time_s if time_s > 0 else 0.0,
-            energy_per_token_j=energy_j / tokens if tokens else 0.0,
-            mean_power_w=energy_j / time_s if time_s > 0 else 0.0,
-            mean_energy_per_round_j=energy_j / max(rounds, 1.0),
-            budget_used_frac=energy_j / s["allowance_j"] if s["allowance_j"] > 0 else 0.0,
-            mean_accepted=s["accepted"] / max(rounds, 1.0),
-            mean_drafted=s["drafted"] / max(rounds, 1.0),
-            mean_queue_j=s["queue_sum_j"] / max(rounds, 1.0),
-            final_queue_j=float(self._queue_j[i]),
-            episode_return=s["return"],
+        """Env ``i``'s episode so far (``EpisodeStats.from_sums``, as ``EpisodeStatistics``)."""
+        sums = {name: float(self._sums[row, i]) for name, row in _ROW.items()}
+        episode_return = sums.pop("return")
+        return EpisodeStats.from_sums(
+            **sums, final_queue_j=float(self._queue_j[i]), episode_return=episode_return
         )

@@ -46,6 +46,35 @@ class EpisodeStats:
     final_queue_j: float
     episode_return: float
 
+    @classmethod
+    def from_sums(
+        cls, *, rounds: float, tokens: float, accepted: float, drafted: float, time_s: float,
+        energy_j: float, allowance_j: float, queue_sum_j: float, final_queue_j: float,
+        episode_return: float,
+    ) -> EpisodeStats:  # fmt: skip
+        """The statistics of an episode's running sums.
+
+        The one definition behind :class:`EpisodeStatistics` and the vector training wrapper
+        (``agents.vec_infos``).
+        """
+        per_round = max(rounds, 1)
+        return cls(
+            n_rounds=int(rounds),
+            n_tokens=int(tokens),
+            time_s=time_s,
+            energy_j=energy_j,
+            throughput_tps=tokens / time_s if time_s > 0 else 0.0,
+            energy_per_token_j=energy_j / tokens if tokens else 0.0,
+            mean_power_w=energy_j / time_s if time_s > 0 else 0.0,
+            mean_energy_per_round_j=energy_j / per_round,
+            budget_used_frac=energy_j / allowance_j if allowance_j > 0 else 0.0,
+            mean_accepted=accepted / per_round,
+            mean_drafted=drafted / per_round,
+            mean_queue_j=queue_sum_j / per_round,
+            final_queue_j=final_queue_j,
+            episode_return=episode_return,
+        )
+
 
 class EpisodeStatistics(gym.Wrapper[Any, Any, Any, Any]):
     """Adds ``info["episode_stats"]`` (an :class:`EpisodeStats` as a dict) at each episode end.
@@ -93,21 +122,15 @@ class EpisodeStatistics(gym.Wrapper[Any, Any, Any, Any]):
 
     def stats(self) -> EpisodeStats:
         """Statistics of the episode so far."""
-        rounds = max(self._rounds, 1)
-        time_s = self._time_s
-        return EpisodeStats(
-            n_rounds=self._rounds,
-            n_tokens=self._tokens,
-            time_s=time_s,
+        return EpisodeStats.from_sums(
+            rounds=self._rounds,
+            tokens=self._tokens,
+            accepted=self._accepted,
+            drafted=self._drafted,
+            time_s=self._time_s,
             energy_j=self._energy_j,
-            throughput_tps=self._tokens / time_s if time_s > 0 else 0.0,
-            energy_per_token_j=self._energy_j / self._tokens if self._tokens else 0.0,
-            mean_power_w=self._energy_j / time_s if time_s > 0 else 0.0,
-            mean_energy_per_round_j=self._energy_j / rounds,
-            budget_used_frac=self._energy_j / self._allowance_j if self._allowance_j > 0 else 0.0,
-            mean_accepted=self._accepted / rounds,
-            mean_drafted=self._drafted / rounds,
-            mean_queue_j=self._queue_sum_j / rounds,
+            allowance_j=self._allowance_j,
+            queue_sum_j=self._queue_sum_j,
             final_queue_j=self._queue_j,
             episode_return=self._return,
         )

@@ -182,6 +182,9 @@ class RayleighBlockFading(_FadingChannel):
     """
 
     name: ClassVar[str] = "rayleigh"
+    #: a step is a fresh draw of the reset's distribution, independent of the past (a batched
+    #: vector env may let a finished env keep its step's draw rather than draw again)
+    memoryless: ClassVar[bool] = True
 
     def reset(self, rng: np.random.Generator) -> ChannelState:
         """First round's channel (a fresh Exp(1) fading draw)."""

@@ -323,7 +323,7 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         if any_reset:  # envs reset this step report their reset info (as SyncVectorEnv)
             obs = self._observations()
             info = step_info
-            self._put_reset_info(info, reset_idx)
+            self._put_reset_info(info, reset_now)
             info.update(dict.fromkeys(STEP_MASKS, ~reset_now))
         elif self._autoreset is AutoresetMode.SAME_STEP and done.any():
             obs, info = self._same_step_reset(done, step_info)
@@ -395,12 +395,15 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         self._t[idx] = 0
         self._progress[idx] = 0.0
 
-    def _reset_envs(self, idx: Index, *, keep_queue: bool) -> None:
+    def _reset_envs(self, idx: Index, *, keep_queue: bool, after_step: bool = False) -> None:
+        """Reset the envs ``idx``; ``after_step``: right after a step drew their next channel."""
         # state rows zeroed by a reset, in one assignment (QUEUE and BUDGET_USED unless kept)
         self._state[_KEPT_ZEROED if keep_queue else _ZEROED, idx] = 0.0
         if not keep_queue:
             self._sums[:, idx] = 0.0
-        self._rate[idx], self._snr[idx] = self._random.channel_reset(self._ids(idx))
+        rnd = self._random
+        if not (after_step and isinstance(rnd, BatchedRandom) and rnd.memoryless):
+            self._rate[idx], self._snr[idx] = rnd.channel_reset(self._ids(idx))
         self._start_prompts(idx)
         if self._max_new >= 2:  # the single env's peek(1): the first draft token's statistics
             self._ema[:, idx] = self._tables.ema_start[:, self._row0[idx]]
@@ -425,21 +428,22 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         info = dict(step_info)
         final_info = step_info
         final_info.update(dict.fromkeys(STEP_MASKS + RESET_MASKS, done))
-        self._reset_envs(idx, keep_queue=False)
-        for key in RESET_INFO_KEYS:  # as SyncVectorEnv: a reset env reports its reset info
-            info[key] = info[key].copy()
-        self._put_reset_info(info, idx)
+        self._reset_envs(idx, keep_queue=False, after_step=True)
+        self._put_reset_info(info, done)  # as SyncVectorEnv: a reset env reports its reset info
         info.update(dict.fromkeys(STEP_MASKS, ~done))
         info.update(final_obs=final_obs, _final_obs=done, final_info=final_info, _final_info=done)
         return self._observations(), info
 
-    def _put_reset_info(self, info: dict[str, Any], idx: IntArray) -> None:
-        """Write the reset info of the envs ``idx`` into the step's info arrays (in place)."""
-        info["queue"][idx] = self._queue[idx]
-        info["rate_bps"][idx] = self._rate[idx]
-        info["prompt_index"][idx] = self._prompt[idx]
-        info["budget_used_frac"][idx] = self._used[idx]
-        info["n_generated"][idx] = self._t[idx]
+    def _put_reset_info(self, info: dict[str, Any], mask: BoolArray) -> None:
+        """Give the envs in ``mask`` (reset in this step) their reset info: new arrays."""
+        for key, state in (
+            ("queue", self._queue),
+            ("rate_bps", self._rate),
+            ("prompt_index", self._prompt),
+            ("budget_used_frac", self._used),
+            ("n_generated", self._t),
+        ):
+            info[key] = np.where(mask, state, info[key])
 
     def _observations(self, idx: Index = slice(None)) -> ObsArray:
         """Observations of the envs ``idx`` (all by default), shape ``(n, obs_dim)``, float32."""
@@ -451,13 +455,15 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
     # -- one round in every env ------------------------------------------------------------------
 
     def _outcome(
-        self, sel: Index, row: IntArray, budget: IntArray, levels: IntArray | None
+        self, sel: Index, row: IntArray, base: IntArray, budget: IntArray, levels: IntArray | None
     ) -> tuple[IntArray, IntArray, IntArray, BoolArray]:
-        """(n_drafted, n_accepted, n_tokens, finished) of the rounds at ``row`` (RoundTable)."""
+        """(n_drafted, n_accepted, n_tokens, finished) of the rounds at ``row`` (RoundTable).
+
+        ``base`` is ``row (G + 1)``, the rows' offset in the flat tables.
+        """
         tab, rounds = self._tables, self._rounds
         if tab.outcome is not None:  # greedy, a built-in rule: one gather
-            key = row * tab.width
-            key += budget
+            key = base + budget
             if levels is not None:
                 key += levels * (self._n_pos * tab.width)
             out = np.ascontiguousarray(tab.outcome.take(key, axis=0).T, dtype=np.int64)  # (4, n)
@@ -512,13 +518,14 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         t = _get(self._t, sel)
         row = _get(self._row0, sel)
         row += t
-        gamma, n_accepted, n_tokens, finished = self._outcome(sel, row, budget, levels)
+        base = row * self._tables.width  # the flat tables' row offsets
+        gamma, n_accepted, n_tokens, finished = self._outcome(sel, row, base, budget, levels)
         end = t + n_tokens
         n = gamma.shape[0]
         rate, queue_before = _get(self._rate, sel), _get(self._queue, sel)
 
         # the round's cost (take: faster than fancy indexing on 2D tables)
-        stats = self._tables.drafted.take(row * self._tables.width + gamma, axis=0)  # (n, 4)
+        stats = self._tables.drafted.take(base + gamma, axis=0)  # (n, 4)
         cost = self._costs.costs(gamma, n_accepted < gamma, stats[:, 0], rate)
         # (CostItems annotates the scalar path's floats; here every item is an (n,) array)
         latency_s: FloatArray = cost.latency_s  # type: ignore[assignment]
@@ -526,8 +533,9 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
 
         # the energy accounting and the reward
         allowance_j, queue = self._energy_budget.settle(queue_before, energy_j, n_tokens, latency_s)
-        energy_sum = self._energy_sum[sel] + energy_j
-        allowance_sum = self._allowance_sum[sel] + allowance_j
+        energy_sum, allowance_sum = self._energy_sum[sel], self._allowance_sum[sel]
+        energy_sum += energy_j  # in place: the state itself when sel is a slice
+        allowance_sum += allowance_j
         used = used_frac(energy_sum, allowance_sum)
         throughput, penalty, reward = round_reward(
             self._reward_mode, self._v, n_tokens, latency_s, queue_before, energy_j
@@ -567,7 +575,8 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
 
         # the state after the round
         self._queue[sel] = queue
-        self._energy_sum[sel], self._allowance_sum[sel] = energy_sum, allowance_sum
+        if not isinstance(sel, slice):  # fancy indexing gave copies
+            self._energy_sum[sel], self._allowance_sum[sel] = energy_sum, allowance_sum
         self._used[sel] = used
         self._ema[:, sel] = ema
         self._t[sel] = end

@@ -8,7 +8,8 @@
 * :class:`BatchedRandom` (``"batched"``, fast): one generator for the whole batch; every draw is
   one numpy call over all envs (``ChannelProcess.step_batch``). Each env's draws have the single
   env's distribution and a seed fixes the batch's rollout, but env i does not reproduce a single
-  env's trajectory.
+  env's trajectory. With a memoryless channel (Rayleigh: a step is a fresh draw of the reset's
+  distribution) an env reset in the step that ended its episode keeps that step's draw.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class BatchedRandom:
         self.channel = make()
         self.gen = seeding.np_random(None)[0]
         self.batch = self.channel.reset_batch(self.gen, n)
+        #: the channel's step draws are fresh draws of its reset distribution (Rayleigh): an env
+        #: reset right after a step keeps that draw (same distribution, one numpy pass less)
+        self.memoryless: bool = getattr(self.channel, "memoryless", False)
 
     def seed(self, seeds: Sequence[int | None]) -> None:
         """Seed the batch generator with ``seeds[0]``."""
