@@ -14,7 +14,6 @@ never run backwards (:mod:`agents.callbacks` takes the checkpoints).
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.logger import KVWriter
 
-from gelato_env.storage import write_bytes_atomic
+from gelato_env.storage import write_bytes_atomic, write_csv_atomic
 
 
 def wandb_key(key: str) -> str:
@@ -119,16 +118,8 @@ def truncate_metrics(jsonl: Path, max_step: int) -> int:
 
 
 def jsonl_to_csv(jsonl: Path, out: Path) -> Path:
-    """Write the rows of ``jsonl`` as a CSV with the union of their keys (blank where absent)."""
-    rows = read_metrics(jsonl)
-    keys: list[str] = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
-    with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    return out
+    """Write the rows of ``jsonl`` as a CSV (``gelato_env.storage.write_csv_atomic``)."""
+    return write_csv_atomic(out, read_metrics(jsonl))
 
 
 class WandbWriter(KVWriter):

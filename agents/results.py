@@ -15,7 +15,6 @@ best static distributed SD baseline. :func:`results_table` is the one-seed case;
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from agents.evaluation import AgentRun
+from gelato_env.storage import write_csv_atomic
 
 #: the static distributed SD baselines a gain is reported against
 STATIC_AGENTS = ("static", "dssd")
@@ -248,17 +248,6 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    keys: list[str] = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def write_results(
     rows: Sequence[Mapping[str, Any]], directory: Path,
     per_seed: Sequence[Mapping[str, Any]] | None = None,
@@ -269,9 +258,9 @@ def write_results(
     Returns the paths of the first two.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    csv_path = _write_csv(rows, directory / "results.csv")
+    csv_path = write_csv_atomic(directory / "results.csv", rows)
     if per_seed is not None:
-        _write_csv(per_seed, directory / "results_per_seed.csv")
+        write_csv_atomic(directory / "results_per_seed.csv", per_seed)
     md_path = directory / "results.md"
     md_path.write_text(markdown_table(rows) + "\n")
     return csv_path, md_path

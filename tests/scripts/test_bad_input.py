@@ -8,7 +8,6 @@ field or file, and the working directory stays empty (issue #15).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -25,6 +24,7 @@ from hydra.errors import ConfigCompositionException
 
 import agents.registry
 from agents.registry import load_preset, make_agent
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "gelato_env" / "conf"
@@ -36,14 +36,7 @@ VALID_KEYS = sorted(
 
 @pytest.fixture(scope="module")
 def evaluate_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "evaluate_script", ROOT / "scripts" / "evaluate.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("evaluate")
 
 
 def _check(module: ModuleType, conf_dir: Path, overrides: list[str]) -> None:

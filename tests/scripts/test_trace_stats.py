@@ -7,7 +7,6 @@ plain Python), and the shipped default trace (the headline numbers the README qu
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 from pathlib import Path
@@ -20,18 +19,12 @@ import pytest
 from gelato_env.traces.fit import fit_alpha_from_trace
 from gelato_env.traces.store import Trace, load_trace, write_trace
 from gelato_env.traces.summary import summarize
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "trace_stats.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def trace_stats() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("trace_stats", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("trace_stats")
 
 
 #: the hand-made trace: gamma_max 2, max_new_tokens 4, EOS id 1; per prompt its output tokens and
