@@ -323,7 +323,7 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         if any_reset:  # envs reset this step report their reset info (as SyncVectorEnv)
             obs = self._observations()
             info = step_info
-            self._put_reset_info(info, reset_now)
+            self._put_reset_info(info, reset_idx)
             info.update(dict.fromkeys(STEP_MASKS, ~reset_now))
         elif self._autoreset is AutoresetMode.SAME_STEP and done.any():
             obs, info = self._same_step_reset(done, step_info)
@@ -429,13 +429,13 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         final_info = step_info
         final_info.update(dict.fromkeys(STEP_MASKS + RESET_MASKS, done))
         self._reset_envs(idx, keep_queue=False, after_step=True)
-        self._put_reset_info(info, done)  # as SyncVectorEnv: a reset env reports its reset info
+        self._put_reset_info(info, idx)  # as SyncVectorEnv: a reset env reports its reset info
         info.update(dict.fromkeys(STEP_MASKS, ~done))
         info.update(final_obs=final_obs, _final_obs=done, final_info=final_info, _final_info=done)
         return self._observations(), info
 
-    def _put_reset_info(self, info: dict[str, Any], mask: BoolArray) -> None:
-        """Give the envs in ``mask`` (reset in this step) their reset info: new arrays."""
+    def _put_reset_info(self, info: dict[str, Any], idx: IntArray) -> None:
+        """Give the envs ``idx`` (reset in this step) their reset info: new arrays."""
         for key, state in (
             ("queue", self._queue),
             ("rate_bps", self._rate),
@@ -443,7 +443,8 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
             ("budget_used_frac", self._used),
             ("n_generated", self._t),
         ):
-            info[key] = np.where(mask, state, info[key])
+            info[key] = values = info[key].copy()
+            values[idx] = state[idx]
 
     def _observations(self, idx: Index = slice(None)) -> ObsArray:
         """Observations of the envs ``idx`` (all by default), shape ``(n, obs_dim)``, float32."""
