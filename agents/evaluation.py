@@ -22,6 +22,10 @@ needs (GELATO's entropy-exit thresholds) the env is rebuilt with it. After every
 Lossless check: the output of every lossless agent must be token-identical to target-only greedy
 decoding of the same prompt (the recorded target output on replay, where it holds by
 construction; the target-only agent's output on the live backend).
+
+Over 500 lines because playing agents and checking what they played are one concept: the
+runs over seeds, the held-out prompt split they are refused outside of, the lossless check and
+the acceptance calibration all read the same ``AgentRun`` records.
 """
 
 from __future__ import annotations
