@@ -308,6 +308,9 @@ def _encoder(
     Generated once per (scales, bounds): a list display of conditional expressions, no loop and
     no comprehension frame, is about half the cost of a comprehension over ``zip`` on this hot
     path. ``repr`` of a float round-trips exactly, so the constants are the spec's bits.
+
+    >>> _encoder((0.5, 1.0), (1.0, 1.0))([4.0, 0.25])  # 4 * 0.5 capped at 1; 0.25 as is
+    array([1.  , 0.25], dtype=float32)
     """
     entries = ", ".join(
         f"x if (x := raw[{i}] * {s!r}) < {h!r} else {h!r}"
