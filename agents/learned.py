@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import pickle
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +32,7 @@ from agents.agent_card import AGENT_CARD, MODEL_FILE, VECNORMALIZE_FILE, AgentCa
 from agents.base import AnalyticPolicy, EnvOverrides, PolicyState
 from agents.train_config import algorithm_class
 from gelato_env.config import ACTION_MODES
+from gelato_env.system import system_setting
 
 #: env settings that may legitimately differ between training and evaluation; a difference in
 #: any other field (system, budget, channel, ...) is evaluated but warned about
@@ -42,6 +44,14 @@ _EVAL_ONLY_FIELDS = (
     "reward_mode",
     "max_new_tokens",
 )
+#: the env settings that name the system: compared as the parameters they resolve to (a
+#: redundant override, e.g. the setting's own bandwidth, is the same system)
+_SYSTEM_FIELDS = ("system", "system_overrides")
+
+
+def _system(settings: Mapping[str, Any]) -> Any:
+    """The :class:`~gelato_env.system.SystemParams` an env config dict resolves to."""
+    return system_setting(settings.get("system", "paper"), **settings.get("system_overrides", {}))
 
 
 class LearnedPolicy(AnalyticPolicy):
@@ -142,8 +152,12 @@ class LearnedPolicy(AnalyticPolicy):
         trained = self.card.env
         current = base.config.to_dict()
         differ = sorted(
-            k for k in trained if k not in _EVAL_ONLY_FIELDS and trained[k] != current.get(k)
+            k
+            for k in trained
+            if k not in _EVAL_ONLY_FIELDS + _SYSTEM_FIELDS and trained[k] != current.get(k)
         )
+        if _system(trained) != _system(current):  # the system the settings resolve to
+            differ = sorted([*differ, "system"])
         if differ:
             warnings.warn(
                 f"learned agent {self.path} was trained with different env settings {differ}; "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,20 @@ def test_learned_policy_errors_name_the_problem(micro_trace: Any, tmp_path: Path
     other = GelatoEnv(**{**cfg.to_kwargs(), "budget_value": 0.5})
     with pytest.warns(UserWarning, match=r"different env settings \['budget_value'\]"):
         policy.bind(other)
+    # the system is compared as the parameters it resolves to: a redundant override is no change
+    bandwidth = GelatoEnv(**cfg.to_kwargs()).params.radio.bandwidth_hz
+    overrides = dict(cfg.system_overrides)
+    same = GelatoEnv(
+        **{**cfg.to_kwargs(), "system_overrides": {**overrides, "bandwidth_hz": bandwidth}}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        policy.bind(same)
+    wider = GelatoEnv(
+        **{**cfg.to_kwargs(), "system_overrides": {**overrides, "bandwidth_hz": 2 * bandwidth}}
+    )
+    with pytest.warns(UserWarning, match=r"different env settings \['system'\]"):
+        policy.bind(wider)
     (tmp_path / "agent.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a valid agent card"):
         LearnedPolicy(tmp_path)
