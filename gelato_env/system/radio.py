@@ -104,9 +104,9 @@ def rate_and_snr_db(
             bandwidth_hz * math.log2(1.0 + snr),
             10.0 * math.log10(snr) if snr > 0 else -math.inf,
         )
-    if snr.all():  # gains are >= 0: no zero gain, no log of zero (the common case)
-        return bandwidth_hz * np.log2(1.0 + snr), 10.0 * np.log10(snr)
-    return bandwidth_hz * np.log2(1.0 + snr), snr_db(tx_power_w, gain, noise_w)
+    rate = bandwidth_hz * np.log2(1.0 + snr)
+    # gains are >= 0: only a zero gain (rare) needs snr_db's guarded log of zero
+    return rate, (10.0 * np.log10(snr) if snr.all() else snr_db(tx_power_w, gain, noise_w))
 
 
 def snr_db_for_rate(rate_bps: FloatOrArray, bandwidth_hz: float) -> FloatOrArray:

@@ -401,9 +401,8 @@ class GelatoVectorEnv(VectorEnv[ObsArray, Any, Any]):
         self._state[_KEPT_ZEROED if keep_queue else _ZEROED, idx] = 0.0
         if not keep_queue:
             self._sums[:, idx] = 0.0
-        rnd = self._random
-        if not (after_step and isinstance(rnd, BatchedRandom) and rnd.memoryless):
-            self._rate[idx], self._snr[idx] = rnd.channel_reset(self._ids(idx))
+        if not (after_step and self._random.keeps_step_draw):
+            self._rate[idx], self._snr[idx] = self._random.channel_reset(self._ids(idx))
         self._start_prompts(idx)
         if self._max_new >= 2:  # the single env's peek(1): the first draft token's statistics
             self._ema[:, idx] = self._tables.ema_start[:, self._row0[idx]]

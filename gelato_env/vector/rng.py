@@ -31,6 +31,9 @@ Index = slice | IntArray
 class PerEnvRandom:
     """One generator and one channel process per env: env i draws what a single env draws."""
 
+    #: an env reset right after a step draws its channel again, as a single env does
+    keeps_step_draw = False
+
     def __init__(self, n: int, make: Callable[[], ChannelProcess]) -> None:
         self.channels = [make() for _ in range(n)]
         self.gens = [seeding.np_random(None)[0] for _ in range(n)]
@@ -71,7 +74,7 @@ class BatchedRandom:
         self.batch = self.channel.reset_batch(self.gen, n)
         #: the channel's step draws are fresh draws of its reset distribution (Rayleigh): an env
         #: reset right after a step keeps that draw (same distribution, one numpy pass less)
-        self.memoryless: bool = getattr(self.channel, "memoryless", False)
+        self.keeps_step_draw: bool = getattr(self.channel, "memoryless", False)
 
     def seed(self, seeds: Sequence[int | None]) -> None:
         """Seed the batch generator with ``seeds[0]``."""
